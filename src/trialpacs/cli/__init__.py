@@ -1,0 +1,1 @@
+"""The ``trialpacs`` command: thin adapters over the domain packages."""

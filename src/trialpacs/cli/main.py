@@ -1,0 +1,31 @@
+"""Entry point of the ``trialpacs`` command.
+
+Each command group lives in its own module and is registered here, the way
+pynetdicom registers handlers: nothing is subclassed, modules just add
+themselves to the app.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from trialpacs.cli import archive, deid
+
+app = typer.Typer(
+    name="trialpacs",
+    help="Imaging gateway for clinical trials: archive, de-identification, access and audit.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+archive.register(app)
+deid.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

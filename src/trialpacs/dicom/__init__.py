@@ -1,0 +1,1 @@
+"""DICOM parsing with limits, UID rules, DICOM JSON, frames and rendering."""

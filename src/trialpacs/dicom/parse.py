@@ -1,0 +1,181 @@
+"""Parse untrusted Part 10 bytes into a validated instance.
+
+Input is hostile until this module has looked at it: sizes are limited, the
+meta header and the identifying UIDs are required and syntax-checked, every
+element's declared length is checked against the bytes present (pydicom
+silently accepts truncated files), nesting depth is bounded, and the 128-byte
+preamble is zeroed (CVE-2019-11687) before anything is stored.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from trialpacs.dicom.uids import require_uid
+from trialpacs.errors import InvalidInput, TooLarge
+
+PREAMBLE = b"\x00" * 128
+MAX_SEQUENCE_DEPTH = 16
+UNDEFINED_LENGTH = 0xFFFFFFFF
+_SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedInstance:
+    """A Part 10 instance that passed validation.
+
+    ``data`` is what gets stored: the received bytes with the preamble zeroed.
+    """
+
+    data: bytes
+    dataset: Dataset
+    transfer_syntax: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    study_uid: str
+    series_uid: str
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+def parse_part10(data: bytes, *, max_bytes: int | None = None) -> ParsedInstance:
+    """Validate ``data`` as a DICOM Part 10 file and return it ready to store."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise TooLarge(f"instance is {len(data)} bytes; the limit is {max_bytes}")
+    if len(data) < 132:
+        raise InvalidInput(f"not a DICOM file: only {len(data)} bytes")
+    if data[128:132] != b"DICM":
+        raise InvalidInput(
+            "not a DICOM Part 10 file: no 'DICM' marker at byte 128 "
+            "(missing preamble or file meta information)"
+        )
+    zeroed = PREAMBLE + data[128:]
+    try:
+        ds = dcmread(io.BytesIO(zeroed), force=False)
+    except (InvalidDicomError, EOFError, ValueError, KeyError, NotImplementedError) as exc:
+        raise InvalidInput(f"cannot parse DICOM: {exc}") from exc
+    except Exception as exc:  # pydicom raises a wide range on hostile input
+        raise InvalidInput(f"cannot parse DICOM: {type(exc).__name__}: {exc}") from exc
+    meta = ds.file_meta
+    ts = meta.get("TransferSyntaxUID")
+    if not ts:
+        raise InvalidInput("file meta information has no TransferSyntaxUID (0002,0010)")
+    require_uid(str(ts), "TransferSyntaxUID (0002,0010)")
+    if len(ds._dict) == 0:
+        raise InvalidInput("cannot parse DICOM: no data set after the file meta information")
+    if UID(str(ts)).is_compressed and _SEQ_DELIMITER not in zeroed[-(1 << 20):]:
+        raise InvalidInput(
+            "encapsulated pixel data is truncated: no sequence delimiter (FFFE,E0DD) at the end"
+        )
+    check_structure(ds)
+    parsed = _identify(ds, str(ts), zeroed)
+    media_sop = meta.get("MediaStorageSOPInstanceUID")
+    if media_sop and str(media_sop) != parsed.sop_instance_uid:
+        raise InvalidInput(
+            f"MediaStorageSOPInstanceUID {media_sop} differs from SOPInstanceUID "
+            f"{parsed.sop_instance_uid}"
+        )
+    _check_pixel_length(ds, UID(str(ts)))
+    return parsed
+
+
+def _identify(ds: Dataset, ts: str, data: bytes) -> ParsedInstance:
+    try:
+        sop_class = ds.get("SOPClassUID")
+        sop_instance = ds.get("SOPInstanceUID")
+        study = ds.get("StudyInstanceUID")
+        series = ds.get("SeriesInstanceUID")
+    except Exception as exc:
+        raise InvalidInput(f"cannot read the identifying UIDs: {exc}") from exc
+    return ParsedInstance(
+        data=data,
+        dataset=ds,
+        transfer_syntax=ts,
+        sop_class_uid=require_uid(_text(sop_class), "SOPClassUID (0008,0016)"),
+        sop_instance_uid=require_uid(_text(sop_instance), "SOPInstanceUID (0008,0018)"),
+        study_uid=require_uid(_text(study), "StudyInstanceUID (0020,000D)"),
+        series_uid=require_uid(_text(series), "SeriesInstanceUID (0020,000E)"),
+    )
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return str(value).strip("\x00 ")
+
+
+def check_structure(ds: Dataset, depth: int = 0) -> None:
+    """Raise InvalidInput on truncated values or sequences nested too deep."""
+    if depth > MAX_SEQUENCE_DEPTH:
+        raise InvalidInput(f"sequences nested deeper than {MAX_SEQUENCE_DEPTH} levels")
+    for tag in list(ds.keys()):
+        raw = ds._dict[tag]
+        if isinstance(raw, RawDataElement):
+            if (
+                raw.length != UNDEFINED_LENGTH
+                and raw.value is not None
+                and len(raw.value) != raw.length
+            ):
+                raise InvalidInput(
+                    f"element {_tag(tag)} is truncated: declared {raw.length} bytes, "
+                    f"found {len(raw.value)}"
+                )
+            if raw.VR != "SQ":
+                continue
+        try:
+            elem = ds[tag]
+        except Exception as exc:
+            raise InvalidInput(f"element {_tag(tag)} cannot be read: {exc}") from exc
+        if elem.VR == "SQ":
+            for item in elem.value:
+                check_structure(item, depth + 1)
+
+
+def _tag(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _check_pixel_length(ds: Dataset, ts: UID) -> None:
+    if "PixelData" not in ds or ts.is_compressed:
+        return
+    try:
+        rows = int(ds.Rows)
+        cols = int(ds.Columns)
+        bits = int(ds.BitsAllocated)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"pixel data without a readable image description: {exc}") from exc
+    pixels = rows * cols * spp * frames
+    expected = (pixels + 7) // 8 if bits == 1 else pixels * (bits // 8)
+    actual = len(ds._dict[0x7FE00010].value or b"")
+    if actual < expected:
+        raise InvalidInput(
+            f"pixel data is truncated: {actual} bytes for {frames} frame(s) of "
+            f"{rows}x{cols}x{spp} at {bits} bits ({expected} expected)"
+        )
+
+
+def write_part10(ds: Dataset, transfer_syntax: str | None = None) -> bytes:
+    """Encode a dataset as Part 10 with a fresh meta header and a zero preamble."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = UID(
+        transfer_syntax or str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "1.2.840.10008.1.2.1"))
+    )
+    ds.file_meta = meta
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True, implicit_vr=meta.TransferSyntaxUID.is_implicit_VR,
+               little_endian=meta.TransferSyntaxUID.is_little_endian)
+    out = buf.getvalue()
+    return PREAMBLE + out[128:]

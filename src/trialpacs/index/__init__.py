@@ -1,0 +1,1 @@
+"""The index: what is stored, where, and every attribute QIDO-RS matches or returns."""

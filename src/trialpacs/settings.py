@@ -1,0 +1,106 @@
+"""One settings object for every entry point.
+
+Values come, in increasing priority, from defaults, a TOML/YAML config file
+(``TRIALPACS_CONFIG``), ``TRIALPACS_*`` environment variables and finally
+command-line flags (applied by the CLI through :meth:`Settings.model_copy`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRIALPACS_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("./data"),
+        description="Where the embedded index (SQLite) and local blob store live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the index. Default: SQLite in DATA_DIR/index.sqlite3. "
+        "PostgreSQL: postgresql+psycopg://user@host/db",
+    )
+    storage: Literal["local", "s3"] = Field(default="local", description="Blob store kind.")
+    storage_dir: Path | None = Field(
+        default=None, description="Local blob directory. Default: DATA_DIR/blobs."
+    )
+    s3_bucket: str = Field(default="trialpacs", description="S3 bucket for blobs.")
+    s3_prefix: str = Field(default="", description="Key prefix inside the bucket.")
+    s3_endpoint_url: str | None = Field(
+        default=None, description="S3-compatible endpoint (MinIO, Ceph, moto). None: AWS."
+    )
+    s3_region: str | None = Field(default=None, description="S3 region name.")
+
+    http_host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+    http_port: int = Field(default=8080, description="HTTP port.")
+    public_base_url: str | None = Field(
+        default=None,
+        description="Base URL clients reach us at (for BulkDataURI/RetrieveURL). "
+        "Default: taken from each request.",
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS ('*' for any)."
+    )
+    max_request_bytes: int = Field(
+        default=2 * 1024**3, description="Largest accepted HTTP request body (STOW-RS)."
+    )
+    max_instance_bytes: int = Field(
+        default=1024**3, description="Largest accepted single DICOM instance."
+    )
+    overwrite: bool = Field(
+        default=False,
+        description="Replace an instance when the same SOP Instance UID arrives with other "
+        "bytes (default: refuse with a conflict).",
+    )
+    zip_max_ratio: float = Field(
+        default=200.0, description="Refuse zip members compressed more than this ratio."
+    )
+    zip_max_total_bytes: int = Field(
+        default=20 * 1024**3, description="Refuse zip archives expanding beyond this size."
+    )
+    auth_enabled: bool = Field(
+        default=True, description="Require a bearer token on every route but /health."
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'index.sqlite3').resolve()}"
+
+    def resolved_storage_dir(self) -> Path:
+        return (self.storage_dir or self.data_dir / "blobs").resolve()
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from the config file, the environment and explicit overrides.
+
+    Overrides with value ``None`` are ignored so CLI flags that were not given do
+    not mask the environment.
+    """
+    file_values: dict[str, Any] = {}
+    env_path = os.environ.get("TRIALPACS_CONFIG")
+    path = config_file or (Path(env_path) if env_path else None)
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise SystemExit(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise SystemExit(f"config file {path} must hold a mapping of settings")
+        file_values = {k.replace("-", "_"): v for k, v in loaded.items()}
+    # Environment beats the file: only take file values for fields not set in the env.
+    # Init arguments beat the environment in pydantic-settings, hence the filter.
+    merged: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        if f"TRIALPACS_{name.upper()}" not in os.environ and name in file_values:
+            merged[name] = file_values[name]
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**merged)
