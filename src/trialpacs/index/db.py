@@ -67,4 +67,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # DICOM matching of non-name attributes is case-sensitive; SQLite's LIKE is not by default.
+    cur.execute("PRAGMA case_sensitive_like=ON")
     cur.close()

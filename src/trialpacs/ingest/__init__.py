@@ -1,0 +1,1 @@
+"""Intake of instances: STOW-RS, DIMSE C-STORE and file/zip import share one store path."""
