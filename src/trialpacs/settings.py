@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     zip_max_total_bytes: int = Field(
         default=20 * 1024**3, description="Refuse zip archives expanding beyond this size."
     )
+    dicom_port: int | None = Field(
+        default=11112, description="DICOM (DIMSE) port; None or 0 disables the DICOM listener."
+    )
+    dicom_host: str = Field(default="127.0.0.1", description="DICOM bind address.")
+    ae_title: str = Field(default="TRIALPACS", description="Our DICOM AE title.")
+    dicom_max_pdu: int = Field(default=0, description="Max PDU size we accept (0: unlimited).")
+    dicom_max_associations: int = Field(
+        default=16, description="Concurrent DICOM associations."
+    )
+    dicom_accept_unknown: bool = Field(
+        default=False,
+        description="Accept associations from AE titles/hosts not in the known-AE table "
+        "(for demos only).",
+    )
     auth_enabled: bool = Field(
         default=True, description="Require a bearer token on every route but /health."
     )
