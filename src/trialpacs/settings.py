@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     max_instance_bytes: int = Field(
         default=1024**3, description="Largest accepted single DICOM instance."
     )
+    qido_max_results: int = Field(
+        default=10_000, description="Most results one QIDO-RS or C-FIND answer returns."
+    )
     overwrite: bool = Field(
         default=False,
         description="Replace an instance when the same SOP Instance UID arrives with other "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, distinct, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -160,7 +160,7 @@ def insert_instance(
     study_values: dict[str, Any] = {"num_instances": Study.num_instances + 1, "updated_at": now}
     if new_series:
         modalities = session.execute(
-            select(distinct(Series.modality)).where(Series.study_pk == study_pk)
+            select(Series.modality).distinct().where(Series.study_pk == study_pk)
         ).scalars()
         study_values["num_series"] = Study.num_series + 1
         study_values["modalities"] = modalities_key(m for m in modalities if m)

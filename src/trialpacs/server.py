@@ -1,0 +1,46 @@
+"""Run the HTTP server (uvicorn) and the DICOM listener in one process.
+
+They share one Archive, so both see the same index connection pool and the
+same SQLite write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import uvicorn
+
+from trialpacs.archive import Archive
+from trialpacs.web.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+def run(archive: Archive, *, log_level: str = "info") -> None:
+    settings = archive.settings
+    dimse: Any = None
+    if settings.dicom_port:
+        try:
+            from trialpacs.dimse import server as dimse_server
+        except ImportError:  # pragma: no cover - the DIMSE package ships with trialpacs
+            log.warning("DICOM listener unavailable: trialpacs.dimse is not installed")
+        else:
+            dimse = dimse_server.start(archive)
+    app = create_app(archive)
+    config = uvicorn.Config(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level=log_level,
+        proxy_headers=True,
+        access_log=False,
+        timeout_keep_alive=30,
+        limit_concurrency=512,
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        if dimse is not None:
+            dimse.stop()
+        archive.close()

@@ -1,0 +1,1 @@
+"""The HTTP adapter: DICOMweb, auth endpoints and (later) the portal."""

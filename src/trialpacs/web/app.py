@@ -1,0 +1,44 @@
+"""The ASGI application: routers mounted over one Archive."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from trialpacs import __version__
+from trialpacs.access.tokens import TokenVerifier
+from trialpacs.archive import Archive
+from trialpacs.web import errors
+from trialpacs.web.dicomweb import qido, stow, wado, wado_uri
+
+DICOMWEB_PREFIX = "/dicomweb"
+
+
+def create_app(archive: Archive) -> FastAPI:
+    app = FastAPI(
+        title="trialpacs",
+        version=__version__,
+        description="DICOMweb archive and imaging gateway for clinical trials.",
+    )
+    app.state.archive = archive
+    app.state.tokens = TokenVerifier(archive.db)
+    errors.install(app)
+    errors.install_media_errors(app)
+    if archive.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=archive.settings.cors_origins,
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Accept"],
+            expose_headers=["Warning", "Content-Type", "Content-Length"],
+        )
+
+    @app.get("/health", include_in_schema=True)
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    # Order matters: QIDO's /studies/{study}/series must win over WADO's /studies/{study}.
+    for router in (qido.router, stow.router, wado.router, wado_uri.router):
+        app.include_router(router, prefix=DICOMWEB_PREFIX, tags=["dicomweb"])
+    app.include_router(wado_uri.router, tags=["wado-uri"])
+    return app

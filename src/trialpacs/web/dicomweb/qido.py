@@ -1,0 +1,116 @@
+"""QIDO-RS routes (PS3.18 10.6): thin adapters over trialpacs.index.qido."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from trialpacs.access.tokens import Identity
+from trialpacs.archive import Archive
+from trialpacs.dicom.dicomjson import dumps
+from trialpacs.dicom.uids import require_uid
+from trialpacs.index.qido import Level, Query, search
+from trialpacs.web.deps import get_archive, require_identity
+from trialpacs.web.errors import NotAcceptable
+from trialpacs.web.mediatypes import matches, parse_accept
+
+router = APIRouter()
+DICOM_JSON = "application/dicom+json"
+
+
+def _check_accept(request: Request) -> None:
+    for media in parse_accept(request.headers.get("accept")):
+        if any(matches(media.type, t) for t in (DICOM_JSON, "application/json")):
+            return
+    raise NotAcceptable("QIDO-RS answers in application/dicom+json only")
+
+
+async def _run(
+    request: Request,
+    archive: Archive,
+    level: Level,
+    study: str | None = None,
+    series: str | None = None,
+) -> Response:
+    _check_accept(request)
+    if study is not None:
+        require_uid(study, "Study Instance UID in the URL")
+    if series is not None:
+        require_uid(series, "Series Instance UID in the URL")
+    query = Query.from_params(
+        level,
+        request.query_params.multi_items(),
+        study_uid=study,
+        series_uid=series,
+        max_limit=archive.settings.qido_max_results,
+    )
+
+    def run() -> tuple[bytes, bool]:
+        with archive.db.read() as session:
+            result = search(session, query)
+        return dumps(result.items), result.more
+
+    body, more = await run_in_threadpool(run)
+    headers = {}
+    if more:
+        headers["Warning"] = '299 trialpacs "There are additional results that can be requested"'
+    return Response(body, media_type=DICOM_JSON, headers=headers)
+
+
+@router.get("/studies")
+async def studies(
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _run(request, archive, "study")
+
+
+@router.get("/series")
+async def all_series(
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _run(request, archive, "series")
+
+
+@router.get("/instances")
+async def all_instances(
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _run(request, archive, "instance")
+
+
+@router.get("/studies/{study}/series")
+async def study_series(
+    study: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _run(request, archive, "series", study=study)
+
+
+@router.get("/studies/{study}/instances")
+async def study_instances(
+    study: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _run(request, archive, "instance", study=study)
+
+
+@router.get("/studies/{study}/series/{series}/instances")
+async def series_instances(
+    study: str,
+    series: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _run(request, archive, "instance", study=study, series=series)

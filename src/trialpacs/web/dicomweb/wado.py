@@ -1,0 +1,459 @@
+"""WADO-RS routes (PS3.18 10.4): instances, metadata, frames, bulk data, rendered.
+
+Handlers only negotiate media types and shape responses; finding instances is
+trialpacs.index.lookup, decoding and rendering is trialpacs.dicom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from trialpacs.access.tokens import Identity
+from trialpacs.archive import Archive
+from trialpacs.dicom import frames as frames_mod
+from trialpacs.dicom.render import RenderOptions, parse_viewport, parse_window, render
+from trialpacs.dicom.transcode import EXPLICIT_LE, to_explicit_le
+from trialpacs.dicom.uids import require_uid
+from trialpacs.errors import InvalidInput, NotFound
+from trialpacs.index import lookup
+from trialpacs.index.lookup import InstanceRef
+from trialpacs.web import multipart
+from trialpacs.web.deps import base_url, get_archive, require_identity
+from trialpacs.web.errors import NotAcceptable
+from trialpacs.web.mediatypes import matches, parse_accept
+
+router = APIRouter()
+DICOM_JSON = "application/dicom+json"
+IMPLICIT_LE = "1.2.840.10008.1.2"
+
+
+def _uids(study: str, series: str | None = None, sop: str | None = None) -> None:
+    require_uid(study, "Study Instance UID in the URL")
+    if series is not None:
+        require_uid(series, "Series Instance UID in the URL")
+    if sop is not None:
+        require_uid(sop, "SOP Instance UID in the URL")
+
+
+def _find(
+    archive: Archive, study: str, series: str | None = None, sop: str | None = None
+) -> list[InstanceRef]:
+    with archive.db.read() as session:
+        refs = lookup.instances(session, study, series, sop)
+    if not refs:
+        raise NotFound("no such " + ("instance" if sop else "series" if series else "study"))
+    return refs
+
+
+# --- instances --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DicomChoice:
+    """How to send instances: keep the stored syntax, or convert to one."""
+
+    target: str | None  # None: as stored
+
+
+def choose_dicom(accept: str | None) -> DicomChoice:
+    for media in parse_accept(accept):
+        if media.type == "multipart/related":
+            ptype = media.part_type or "application/dicom"
+            if ptype != "application/dicom":
+                continue
+        elif not (matches(media.type, "application/dicom") or media.type == "*/*"):
+            continue
+        ts = media.transfer_syntax
+        if ts == "*":
+            return DicomChoice(None)
+        if ts is None or ts == EXPLICIT_LE:
+            return DicomChoice(EXPLICIT_LE)
+        return DicomChoice(ts)
+    raise NotAcceptable(
+        'instances are served as multipart/related; type="application/dicom"'
+    )
+
+
+def _instance_bytes(archive: Archive, ref: InstanceRef, choice: DicomChoice) -> tuple[bytes, str]:
+    data = archive.store.get(ref.blob_key)
+    if choice.target is None or choice.target == ref.transfer_syntax:
+        return data, ref.transfer_syntax
+    if choice.target == EXPLICIT_LE:
+        return to_explicit_le(data, ref.transfer_syntax), EXPLICIT_LE
+    raise NotAcceptable(
+        f"transfer syntax {choice.target} is not offered for this instance; "
+        f"it is stored as {ref.transfer_syntax} and can be sent as {EXPLICIT_LE}"
+    )
+
+
+def _check_convertible(refs: list[InstanceRef], choice: DicomChoice) -> None:
+    if choice.target in (None, EXPLICIT_LE):
+        return
+    if any(ref.transfer_syntax != choice.target for ref in refs):
+        raise NotAcceptable(
+            f"transfer syntax {choice.target} is not available for every instance; "
+            f"request transfer-syntax=* (as stored) or {EXPLICIT_LE}"
+        )
+
+
+def _stream_instances(archive: Archive, refs: list[InstanceRef], choice: DicomChoice) -> Response:
+    _check_convertible(refs, choice)
+    boundary = multipart.new_boundary()
+
+    def parts() -> Iterator[tuple[str, bytes]]:
+        for ref in refs:
+            data, ts = _instance_bytes(archive, ref, choice)
+            yield f"application/dicom; transfer-syntax={ts}", data
+
+    body = multipart.stream(parts(), boundary)
+    ctype = multipart.content_type(boundary, "application/dicom", choice.target or None)
+    return StreamingResponse(iterate_in_threadpool(body), media_type=ctype)
+
+
+@router.get("/studies/{study}")
+async def retrieve_study(
+    study: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    _uids(study)
+    choice = choose_dicom(request.headers.get("accept"))
+    refs = await run_in_threadpool(_find, archive, study)
+    return _stream_instances(archive, refs, choice)
+
+
+@router.get("/studies/{study}/series/{series}")
+async def retrieve_series(
+    study: str,
+    series: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    _uids(study, series)
+    choice = choose_dicom(request.headers.get("accept"))
+    refs = await run_in_threadpool(_find, archive, study, series)
+    return _stream_instances(archive, refs, choice)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}")
+async def retrieve_instance(
+    study: str,
+    series: str,
+    sop: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    _uids(study, series, sop)
+    choice = choose_dicom(request.headers.get("accept"))
+    refs = await run_in_threadpool(_find, archive, study, series, sop)
+    return _stream_instances(archive, refs, choice)
+
+
+# --- metadata ---------------------------------------------------------------
+
+
+def _check_json_accept(request: Request) -> None:
+    for media in parse_accept(request.headers.get("accept")):
+        if matches(media.type, DICOM_JSON) or matches(media.type, "application/json"):
+            return
+    raise NotAcceptable("metadata is served as application/dicom+json")
+
+
+async def _metadata(
+    request: Request, archive: Archive, study: str, series: str | None, sop: str | None
+) -> Response:
+    _uids(study, series, sop)
+    _check_json_accept(request)
+    base = base_url(request)
+
+    def run() -> bytes:
+        with archive.db.read() as session:
+            docs = list(lookup.metadata_documents(session, study, series, sop))
+        if not docs:
+            raise NotFound("no such " + ("instance" if sop else "series" if series else "study"))
+        return lookup.metadata_array(iter(docs), base)
+
+    body = await run_in_threadpool(run)
+    return Response(body, media_type=DICOM_JSON)
+
+
+@router.get("/studies/{study}/metadata")
+async def study_metadata(
+    study: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _metadata(request, archive, study, None, None)
+
+
+@router.get("/studies/{study}/series/{series}/metadata")
+async def series_metadata(
+    study: str,
+    series: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _metadata(request, archive, study, series, None)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/metadata")
+async def instance_metadata(
+    study: str,
+    series: str,
+    sop: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _metadata(request, archive, study, series, sop)
+
+
+# --- frames and bulk data ---------------------------------------------------
+
+
+def _frame_numbers(raw: str) -> list[int]:
+    try:
+        numbers = [int(n) for n in raw.split(",") if n.strip()]
+    except ValueError:
+        raise InvalidInput(f"frame list must be numbers separated by commas, got {raw!r}") from None
+    if not numbers:
+        raise InvalidInput("no frame numbers given")
+    if len(numbers) > 10_000:
+        raise InvalidInput("too many frames requested at once")
+    return numbers
+
+
+def choose_frames(accept: str | None, stored_ts: str) -> bool:
+    """True to send frames as stored, False to decode them to uncompressed bytes.
+
+    The PS3.18 default for frames is uncompressed application/octet-stream;
+    ``transfer-syntax=*`` (what OHIF sends) and ``*/*`` take the stored form.
+    """
+    stored_type = frames_mod.FRAME_MEDIA_TYPES.get(stored_ts, "application/octet-stream")
+    for media in parse_accept(accept):
+        if media.type == "*/*":
+            return True
+        if media.type != "multipart/related":
+            continue
+        ptype = media.part_type or "application/octet-stream"
+        ts = media.transfer_syntax
+        if ts == "*":
+            return True
+        if ptype == "application/octet-stream":
+            if ts is None or ts == EXPLICIT_LE:
+                return False
+            if ts == stored_ts:
+                return True
+            continue
+        if matches(ptype, stored_type) and ts in (None, stored_ts):
+            return True
+    raise NotAcceptable(
+        f"frames of this instance are available uncompressed (application/octet-stream) or "
+        f"as stored ({stored_type}; transfer-syntax={stored_ts})"
+    )
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame_list}")
+async def retrieve_frames(
+    study: str,
+    series: str,
+    sop: str,
+    frame_list: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    _uids(study, series, sop)
+    numbers = _frame_numbers(frame_list)
+
+    def run() -> tuple[list[frames_mod.Frame], str]:
+        ref = _find(archive, study, series, sop)[0]
+        as_stored = choose_frames(request.headers.get("accept"), ref.transfer_syntax)
+        ds = frames_mod.load(archive.store.get(ref.blob_key))
+        if as_stored:
+            return frames_mod.native_frames(ds, numbers), ref.transfer_syntax
+        return frames_mod.uncompressed_frames(ds, numbers), EXPLICIT_LE
+
+    result, ts = await run_in_threadpool(run)
+    boundary = multipart.new_boundary()
+    part_type = result[0].media_type
+    parts = [(f"{f.media_type}; transfer-syntax={f.transfer_syntax}", f.data) for f in result]
+    body = b"".join(multipart.stream(parts, boundary))
+    return Response(body, media_type=multipart.content_type(boundary, part_type, ts))
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/bulkdata/{tag}")
+async def retrieve_bulkdata(
+    study: str,
+    series: str,
+    sop: str,
+    tag: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
+) -> Response:
+    _uids(study, series, sop)
+    try:
+        tag_int = int(tag, 16)
+    except ValueError:
+        raise InvalidInput(f"bulk data tag must be 8 hex digits, got {tag!r}") from None
+    if len(tag) != 8:
+        raise InvalidInput(f"bulk data tag must be 8 hex digits, got {tag!r}")
+
+    def run() -> tuple[bytes, str]:
+        ref = _find(archive, study, series, sop)[0]
+        ds = frames_mod.load(archive.store.get(ref.blob_key))
+        if tag_int not in ds:
+            raise NotFound(f"the instance has no element {tag.upper()}")
+        if tag_int == 0x7FE00010:
+            as_stored = choose_frames(request.headers.get("accept"), ref.transfer_syntax)
+            count = frames_mod.frame_count(ds)
+            numbers = list(range(1, count + 1))
+            fr = (
+                frames_mod.native_frames(ds, numbers)
+                if as_stored
+                else frames_mod.uncompressed_frames(ds, numbers)
+            )
+            if not fr[0].transfer_syntax or fr[0].media_type == "application/octet-stream":
+                return b"".join(f.data for f in fr), "application/octet-stream"
+            return fr[0].data, f"{fr[0].media_type}; transfer-syntax={fr[0].transfer_syntax}"
+        value = ds[tag_int].value
+        if not isinstance(value, bytes | bytearray):
+            raise NotFound(f"element {tag.upper()} is not bulk data")
+        return bytes(value), "application/octet-stream"
+
+    data, ptype = await run_in_threadpool(run)
+    boundary = multipart.new_boundary()
+    body = b"".join(multipart.stream([(ptype, data)], boundary))
+    return Response(body, media_type=multipart.content_type(boundary, ptype.split(";")[0]))
+
+
+# --- rendered and thumbnails ------------------------------------------------
+
+
+def _render_options(request: Request, thumbnail: bool = False) -> RenderOptions:
+    q = request.query_params
+    media_type = "image/jpeg"
+    for media in parse_accept(request.headers.get("accept")):
+        if media.type in ("image/jpeg", "image/png", "image/gif"):
+            media_type = media.type
+            break
+        if media.type in ("*/*", "image/*"):
+            break
+    else:
+        raise NotAcceptable("rendered images are served as image/jpeg, image/png or image/gif")
+    quality = q.get("quality")
+    viewport = parse_viewport(q.get("viewport"))
+    if thumbnail and viewport is None:
+        viewport = (128, 128)
+    try:
+        quality_value = int(quality) if quality else 90
+    except ValueError:
+        raise InvalidInput("quality must be a whole number") from None
+    return RenderOptions(
+        media_type=media_type,
+        window=parse_window(q.get("window")),
+        viewport=viewport,
+        quality=quality_value,
+    )
+
+
+def _render_ref(archive: Archive, ref: InstanceRef, frame: int, options: RenderOptions) -> bytes:
+    ds = frames_mod.load(archive.store.get(ref.blob_key))
+    return render(ds, frame, options)
+
+
+async def _rendered(
+    request: Request,
+    archive: Archive,
+    study: str,
+    series: str | None,
+    sop: str | None,
+    frame: int | None,
+    thumbnail: bool,
+) -> Response:
+    _uids(study, series, sop)
+    options = _render_options(request, thumbnail)
+
+    def run() -> bytes:
+        refs = _find(archive, study, series, sop)
+        image_refs = [r for r in refs if r.number_of_frames is not None or r.sop_class_uid]
+        ref = image_refs[len(image_refs) // 2] if sop is None else image_refs[0]
+        return _render_ref(archive, ref, frame or 1, options)
+
+    body = await run_in_threadpool(run)
+    return Response(body, media_type=options.media_type)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/rendered")
+async def rendered_instance(
+    study: str, series: str, sop: str, request: Request,
+    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _rendered(request, archive, study, series, sop, None, False)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered")
+async def rendered_frame(
+    study: str, series: str, sop: str, frame: int, request: Request,
+    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _rendered(request, archive, study, series, sop, frame, False)
+
+
+@router.get("/studies/{study}/series/{series}/rendered")
+async def rendered_series(
+    study: str, series: str, request: Request,
+    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _rendered(request, archive, study, series, None, None, False)
+
+
+@router.get("/studies/{study}/rendered")
+async def rendered_study(
+    study: str, request: Request,
+    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _rendered(request, archive, study, None, None, None, False)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/thumbnail")
+async def thumbnail_instance(
+    study: str, series: str, sop: str, request: Request,
+    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _rendered(request, archive, study, series, sop, None, True)
+
+
+@router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/thumbnail")
+async def thumbnail_frame(
+    study: str, series: str, sop: str, frame: int, request: Request,
+    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _rendered(request, archive, study, series, sop, frame, True)
+
+
+@router.get("/studies/{study}/series/{series}/thumbnail")
+async def thumbnail_series(
+    study: str, series: str, request: Request,
+    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _rendered(request, archive, study, series, None, None, True)
+
+
+@router.get("/studies/{study}/thumbnail")
+async def thumbnail_study(
+    study: str, request: Request,
+    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+) -> Response:
+    return await _rendered(request, archive, study, None, None, None, True)
