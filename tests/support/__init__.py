@@ -1,0 +1,1 @@
+"""Test support: live servers and external services started by the tests."""
