@@ -27,10 +27,6 @@ DEMO_FILES = (
 
 def demo_paths() -> list[Path]:
     try:
-        import dicom_data  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError:
-        pass
-    try:
         from pydicom.data import get_testdata_file
     except ImportError as exc:  # pragma: no cover
         raise RuntimeError("pydicom is required") from exc

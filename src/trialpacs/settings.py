@@ -75,9 +75,7 @@ class Settings(BaseSettings):
     dicom_host: str = Field(default="127.0.0.1", description="DICOM bind address.")
     ae_title: str = Field(default="TRIALPACS", description="Our DICOM AE title.")
     dicom_max_pdu: int = Field(default=0, description="Max PDU size we accept (0: unlimited).")
-    dicom_max_associations: int = Field(
-        default=16, description="Concurrent DICOM associations."
-    )
+    dicom_max_associations: int = Field(default=16, description="Concurrent DICOM associations.")
     dicom_accept_unknown: bool = Field(
         default=False,
         description="Accept associations from AE titles/hosts not in the known-AE table "

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from support.services import LiveServer, live_server, moto_s3, postgres_database
 
 BACKENDS = ["sqlite-files", "postgres", "s3"]
@@ -27,7 +28,9 @@ def backend_env(name: str) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     data_dir: Path = tmp_path_factory.mktemp(f"archive-{request.param}")
     with backend_env(request.param) as env, live_server(data_dir, env) as srv:
         yield srv

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pydicom
 import pytest
+
 from dicomfactory import make_bytes, make_dataset, to_bytes
 from support.services import LiveServer, live_server
 
@@ -35,7 +36,9 @@ def multipart(parts: list[tuple[str, bytes]], boundary: str = "xyzzy") -> bytes:
 CTYPE = 'multipart/related; type="application/dicom"; boundary=xyzzy'
 
 
-def post(server: LiveServer, body: bytes, path: str = "/studies", ctype: str = CTYPE) -> httpx.Response:
+def post(
+    server: LiveServer, body: bytes, path: str = "/studies", ctype: str = CTYPE
+) -> httpx.Response:
     return httpx.post(
         server.dicomweb + path, content=body, headers={**server.headers(), "Content-Type": ctype}
     )
@@ -54,7 +57,9 @@ def test_wrong_content_type_is_415(small_server: LiveServer) -> None:
     r = post(small_server, make_bytes(), ctype="application/dicom")
     assert r.status_code == 415
     assert "multipart/related" in r.json()["detail"]
-    r = post(small_server, b"{}", ctype='multipart/related; type="application/dicom+json"; boundary=x')
+    r = post(
+        small_server, b"{}", ctype='multipart/related; type="application/dicom+json"; boundary=x'
+    )
     assert r.status_code == 415
 
 
@@ -73,11 +78,13 @@ def test_missing_boundary_is_400(small_server: LiveServer) -> None:
 
 def test_one_bad_part_fails_only_itself(small_server: LiveServer) -> None:
     good = make_bytes()
-    body = multipart([
-        ("application/dicom", good),
-        ("application/dicom", b"this is not DICOM at all" * 10),
-        ("text/plain", b"hello"),
-    ])
+    body = multipart(
+        [
+            ("application/dicom", good),
+            ("application/dicom", b"this is not DICOM at all" * 10),
+            ("text/plain", b"hello"),
+        ]
+    )
     r = post(small_server, body)
     assert r.status_code == 202
     result = r.json()
@@ -90,10 +97,12 @@ def test_one_bad_part_fails_only_itself(small_server: LiveServer) -> None:
 
 def test_study_mismatch_fails_that_instance(small_server: LiveServer) -> None:
     study = "1.2.826.0.1.3680043.8.498.1"
-    body = multipart([
-        ("application/dicom", make_bytes(study=study)),
-        ("application/dicom", make_bytes(study="1.2.826.0.1.3680043.8.498.2")),
-    ])
+    body = multipart(
+        [
+            ("application/dicom", make_bytes(study=study)),
+            ("application/dicom", make_bytes(study="1.2.826.0.1.3680043.8.498.2")),
+        ]
+    )
     r = post(small_server, body, path=f"/studies/{study}")
     assert r.status_code == 202
     failed = r.json()["00081198"]["Value"]
@@ -104,7 +113,9 @@ def test_invalid_uid_in_url_is_400(small_server: LiveServer) -> None:
     r = httpx.get(small_server.dicomweb + "/studies/1.2.x/metadata", headers=small_server.headers())
     assert r.status_code == 400
     assert "not a valid UID" in r.json()["detail"]
-    r = post(small_server, multipart([("application/dicom", make_bytes())]), path="/studies/..%2F..")
+    r = post(
+        small_server, multipart([("application/dicom", make_bytes())]), path="/studies/..%2F.."
+    )
     assert r.status_code in (400, 404)
 
 
@@ -120,14 +131,19 @@ def test_conflicting_bytes_are_refused_and_original_kept(small_server: LiveServe
     ds = make_dataset(value=1)
     first = to_bytes(ds)
     assert post(small_server, multipart([("application/dicom", first)])).status_code == 200
-    other = make_dataset(sop=ds.SOPInstanceUID, study=ds.StudyInstanceUID, series=ds.SeriesInstanceUID, value=2)
+    other = make_dataset(
+        sop=ds.SOPInstanceUID, study=ds.StudyInstanceUID, series=ds.SeriesInstanceUID, value=2
+    )
     r = post(small_server, multipart([("application/dicom", to_bytes(other))]))
     assert r.status_code == 409
     assert r.json()["00081198"]["Value"][0]["00081197"]["Value"] == [0x0111]
     assert "different content" in r.headers["warning"]
     got = httpx.get(
         f"{small_server.dicomweb}/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}",
-        headers={**small_server.headers(), "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'},
+        headers={
+            **small_server.headers(),
+            "Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*',
+        },
     )
     assert got.status_code == 200
     assert first[132:] in got.content  # the original bytes, unchanged
@@ -139,7 +155,11 @@ def test_truncated_instance_leaves_nothing(small_server: LiveServer, testdata: P
     assert r.status_code == 409
     assert "truncated" in r.headers["warning"]
     sop = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True).SOPInstanceUID
-    q = httpx.get(small_server.dicomweb + "/instances", params={"SOPInstanceUID": sop}, headers=small_server.headers())
+    q = httpx.get(
+        small_server.dicomweb + "/instances",
+        params={"SOPInstanceUID": sop},
+        headers=small_server.headers(),
+    )
     assert q.json() == []
     leftovers = [p for p in (small_server.data_dir / "blobs").rglob("*") if sop in p.name]
     assert leftovers == []
@@ -153,13 +173,18 @@ def test_bad_qido_parameters(small_server: LiveServer) -> None:
         "fuzzymatching": "maybe",
     }
     for key, value in cases.items():
-        r = httpx.get(small_server.dicomweb + "/studies", params={key: value}, headers=small_server.headers())
+        r = httpx.get(
+            small_server.dicomweb + "/studies", params={key: value}, headers=small_server.headers()
+        )
         assert r.status_code == 400, key
         assert r.json()["detail"]
 
 
 def test_not_acceptable(small_server: LiveServer) -> None:
-    r = httpx.get(small_server.dicomweb + "/studies", headers={**small_server.headers(), "Accept": "text/html"})
+    r = httpx.get(
+        small_server.dicomweb + "/studies",
+        headers={**small_server.headers(), "Accept": "text/html"},
+    )
     assert r.status_code == 406
 
 

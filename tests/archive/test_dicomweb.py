@@ -16,6 +16,7 @@ import pydicom
 import pytest
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
+
 from support.services import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -81,13 +82,19 @@ def loaded_uid(loaded: list[pydicom.Dataset], stem: str) -> str:
     raise AssertionError(stem)
 
 
-def test_single_value_and_wildcard_matching(client: DICOMwebClient, loaded: list[pydicom.Dataset]) -> None:
+def test_single_value_and_wildcard_matching(
+    client: DICOMwebClient, loaded: list[pydicom.Dataset]
+) -> None:
     ds = next(d for d in loaded if Path(d.filename).name == "MR3_UNC.dcm")
     exact = client.search_for_studies(search_filters={"PatientID": ds.PatientID})
     assert {s["0020000D"]["Value"][0] for s in exact} == {ds.StudyInstanceUID}
     family = str(ds.PatientName).split("^")[0]
     wild = client.search_for_studies(search_filters={"PatientName": family[:4] + "*"})
-    expected = {d.StudyInstanceUID for d in loaded if str(d.PatientName).upper().startswith(family[:4].upper())}
+    expected = {
+        d.StudyInstanceUID
+        for d in loaded
+        if str(d.PatientName).upper().startswith(family[:4].upper())
+    }
     assert {s["0020000D"]["Value"][0] for s in wild} == expected
     question = client.search_for_studies(search_filters={"PatientID": ds.PatientID[:-1] + "?"})
     assert ds.StudyInstanceUID in {s["0020000D"]["Value"][0] for s in question}
@@ -108,7 +115,9 @@ def test_date_range_matching(client: DICOMwebClient, loaded: list[pydicom.Datase
     dates = sorted({d.StudyDate for d in loaded if d.get("StudyDate")})
     low, high = dates[0], dates[len(dates) // 2]
     found = client.search_for_studies(search_filters={"StudyDate": f"{low}-{high}"})
-    expected = {d.StudyInstanceUID for d in loaded if d.get("StudyDate") and low <= d.StudyDate <= high}
+    expected = {
+        d.StudyInstanceUID for d in loaded if d.get("StudyDate") and low <= d.StudyDate <= high
+    }
     assert {s["0020000D"]["Value"][0] for s in found} == expected
     open_ended = client.search_for_studies(search_filters={"StudyDate": f"{high}-"})
     expected = {d.StudyInstanceUID for d in loaded if d.get("StudyDate") and d.StudyDate >= high}
@@ -148,13 +157,17 @@ def test_series_and_instance_levels(client: DICOMwebClient, loaded: list[pydicom
     study, series_uid = brain[0].StudyInstanceUID, brain[0].SeriesInstanceUID
     in_study = client.search_for_series(study_instance_uid=study)
     assert [s["0020000E"]["Value"][0] for s in in_study] == [series_uid]
-    instances = client.search_for_instances(study_instance_uid=study, series_instance_uid=series_uid)
+    instances = client.search_for_instances(
+        study_instance_uid=study, series_instance_uid=series_uid
+    )
     assert {i["00080018"]["Value"][0] for i in instances} == {d.SOPInstanceUID for d in brain}
     numbered = client.search_for_instances(
         study_instance_uid=study, search_filters={"InstanceNumber": "3"}
     )
     assert [i["00200013"]["Value"][0] for i in numbered] == [3]
-    all_instances = client.search_for_instances(search_filters={"SOPInstanceUID": brain[4].SOPInstanceUID})
+    all_instances = client.search_for_instances(
+        search_filters={"SOPInstanceUID": brain[4].SOPInstanceUID}
+    )
     assert all_instances[0]["0020000D"]["Value"] == [study]
 
 
@@ -172,7 +185,9 @@ def test_retrieve_instance_as_stored(client: DICOMwebClient, loaded: list[pydico
         assert got.preamble == b"\x00" * 128
 
 
-def test_retrieve_transcodes_to_explicit_le(client: DICOMwebClient, loaded: list[pydicom.Dataset]) -> None:
+def test_retrieve_transcodes_to_explicit_le(
+    client: DICOMwebClient, loaded: list[pydicom.Dataset]
+) -> None:
     j2k = next(d for d in loaded if Path(d.filename).name == "RG3_J2KR.dcm")
     got = client.retrieve_instance(
         j2k.StudyInstanceUID,
@@ -211,16 +226,22 @@ def test_metadata_at_every_level(client: DICOMwebClient, loaded: list[pydicom.Da
     assert one["00080018"]["Value"] == [brain[0].SOPInstanceUID]
 
 
-def test_bulkdata_uri_resolves(server: LiveServer, client: DICOMwebClient, loaded: list[pydicom.Dataset]) -> None:
+def test_bulkdata_uri_resolves(
+    server: LiveServer, client: DICOMwebClient, loaded: list[pydicom.Dataset]
+) -> None:
     ct = next(d for d in loaded if Path(d.filename).name == "CT1_UNC.dcm")
-    meta = client.retrieve_instance_metadata(ct.StudyInstanceUID, ct.SeriesInstanceUID, ct.SOPInstanceUID)
+    meta = client.retrieve_instance_metadata(
+        ct.StudyInstanceUID, ct.SeriesInstanceUID, ct.SOPInstanceUID
+    )
     uri = meta["7FE00010"]["BulkDataURI"]
     assert uri.startswith(server.dicomweb)
     data = client.retrieve_bulkdata(uri)
     assert data[0] == ct.PixelData
 
 
-def test_frames_uncompressed_and_as_stored(client: DICOMwebClient, loaded: list[pydicom.Dataset]) -> None:
+def test_frames_uncompressed_and_as_stored(
+    client: DICOMwebClient, loaded: list[pydicom.Dataset]
+) -> None:
     multi = next(d for d in loaded if Path(d.filename).name == "emri_small.dcm")
     frames = client.retrieve_instance_frames(
         multi.StudyInstanceUID, multi.SeriesInstanceUID, multi.SOPInstanceUID, frame_numbers=[2, 5]
@@ -230,21 +251,31 @@ def test_frames_uncompressed_and_as_stored(client: DICOMwebClient, loaded: list[
     assert frames[1] == arr[4].astype("<u2").tobytes()
     j2k = next(d for d in loaded if Path(d.filename).name == "RG3_J2KR.dcm")
     raw = client.retrieve_instance_frames(
-        j2k.StudyInstanceUID, j2k.SeriesInstanceUID, j2k.SOPInstanceUID, frame_numbers=[1],
+        j2k.StudyInstanceUID,
+        j2k.SeriesInstanceUID,
+        j2k.SOPInstanceUID,
+        frame_numbers=[1],
         media_types=(("application/octet-stream", "1.2.840.10008.1.2.1"),),
     )
     assert raw[0] == j2k.pixel_array.astype("<u2").tobytes()
     stored = client.retrieve_instance_frames(
-        j2k.StudyInstanceUID, j2k.SeriesInstanceUID, j2k.SOPInstanceUID, frame_numbers=[1],
+        j2k.StudyInstanceUID,
+        j2k.SeriesInstanceUID,
+        j2k.SOPInstanceUID,
+        frame_numbers=[1],
         media_types=(("image/jp2", "1.2.840.10008.1.2.4.90"),),
     )
     assert stored[0][:4] in (b"\xff\x4f\xff\x51", b"\x00\x00\x00\x0c")
 
 
-def test_rendered_and_thumbnail(client: DICOMwebClient, server: LiveServer, loaded: list[pydicom.Dataset]) -> None:
+def test_rendered_and_thumbnail(
+    client: DICOMwebClient, server: LiveServer, loaded: list[pydicom.Dataset]
+) -> None:
     ct = next(d for d in loaded if Path(d.filename).name == "CT1_UNC.dcm")
     jpeg = client.retrieve_instance_rendered(
-        ct.StudyInstanceUID, ct.SeriesInstanceUID, ct.SOPInstanceUID,
+        ct.StudyInstanceUID,
+        ct.SeriesInstanceUID,
+        ct.SOPInstanceUID,
         params={"window": "40,400,linear", "viewport": "256,256", "quality": "80"},
     )
     img = Image.open(io.BytesIO(jpeg))
@@ -262,9 +293,13 @@ def test_rendered_and_thumbnail(client: DICOMwebClient, server: LiveServer, load
     assert max(Image.open(io.BytesIO(r.content)).size) == 128
 
 
-def test_degenerate_window_is_not_black(client: DICOMwebClient, loaded: list[pydicom.Dataset]) -> None:
+def test_degenerate_window_is_not_black(
+    client: DICOMwebClient, loaded: list[pydicom.Dataset]
+) -> None:
     brain = next(d for d in loaded if Path(d.filename).name == "brain_010.dcm")
-    jpeg = client.retrieve_instance_rendered(brain.StudyInstanceUID, brain.SeriesInstanceUID, brain.SOPInstanceUID)
+    jpeg = client.retrieve_instance_rendered(
+        brain.StudyInstanceUID, brain.SeriesInstanceUID, brain.SOPInstanceUID
+    )
     assert np.asarray(Image.open(io.BytesIO(jpeg))).max() > 100
 
 
@@ -276,7 +311,11 @@ def test_wado_uri(server: LiveServer, loaded: list[pydicom.Dataset]) -> None:
         "seriesUID": ds.SeriesInstanceUID,
         "objectUID": ds.SOPInstanceUID,
     }
-    r = httpx.get(f"{server.url}/wado", params={**params, "contentType": "application/dicom"}, headers=server.headers())
+    r = httpx.get(
+        f"{server.url}/wado",
+        params={**params, "contentType": "application/dicom"},
+        headers=server.headers(),
+    )
     assert r.status_code == 200
     assert pydicom.dcmread(io.BytesIO(r.content)).SOPInstanceUID == ds.SOPInstanceUID
     r = httpx.get(f"{server.dicomweb}/wado", params=params, headers=server.headers())
@@ -285,7 +324,11 @@ def test_wado_uri(server: LiveServer, loaded: list[pydicom.Dataset]) -> None:
 
 
 def test_unknown_objects_are_404(server: LiveServer, loaded: list[pydicom.Dataset]) -> None:
-    for path in ("/studies/1.2.3.4/metadata", "/studies/1.2.3.4", "/studies/1.2.3/series/4.5/instances/6.7/frames/1"):
+    for path in (
+        "/studies/1.2.3.4/metadata",
+        "/studies/1.2.3.4",
+        "/studies/1.2.3/series/4.5/instances/6.7/frames/1",
+    ):
         r = httpx.get(server.dicomweb + path, headers=server.headers())
         assert r.status_code == 404, path
     ds = loaded[0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from dicomfactory import make_bytes, make_dataset, to_bytes
 
+from dicomfactory import make_bytes, make_dataset, to_bytes
 from trialpacs.dicom.parse import parse_part10
 from trialpacs.errors import InvalidInput, TooLarge
 

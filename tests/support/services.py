@@ -152,8 +152,15 @@ def live_server(
     log = data_dir / "server.log"
     with log.open("wb") as fh:
         proc = subprocess.Popen(
-            [*trialpacs_cmd(), "serve", "--http-port", str(port), "--log-level", "warning",
-             *(args or [])],
+            [
+                *trialpacs_cmd(),
+                "serve",
+                "--http-port",
+                str(port),
+                "--log-level",
+                "warning",
+                *(args or []),
+            ],
             env=env,
             stdout=fh,
             stderr=subprocess.STDOUT,

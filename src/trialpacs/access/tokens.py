@@ -49,7 +49,7 @@ def revoke_token(db: Database, name: str) -> int:
             .where(ApiToken.name == name, ApiToken.revoked_at.is_(None))
             .values(revoked_at=utcnow())
         )
-    return int(result.rowcount or 0)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class TokenVerifier:

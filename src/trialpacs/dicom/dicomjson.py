@@ -53,7 +53,9 @@ def _bulk(elem: DataElement) -> bool:
     if int(elem.tag) == 0x7FE00010:
         return True
     value = elem.value
-    return value is not None and isinstance(value, bytes | bytearray) and len(value) > BULK_THRESHOLD
+    return (
+        value is not None and isinstance(value, bytes | bytearray) and len(value) > BULK_THRESHOLD
+    )
 
 
 def dumps(obj: Any) -> bytes:

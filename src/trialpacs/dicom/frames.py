@@ -96,7 +96,10 @@ def uncompressed_frames(ds: Dataset, numbers: list[int]) -> list[Frame]:
         raise InvalidInput(f"cannot decode pixel data in {ts.name}: {exc}") from exc
     if frame_count(ds) == 1:
         arr = arr[np.newaxis, ...]
-    return [Frame(n, arr[n - 1].astype(arr.dtype.newbyteorder("<")).tobytes(), EXPLICIT_LE) for n in numbers]
+    return [
+        Frame(n, arr[n - 1].astype(arr.dtype.newbyteorder("<")).tobytes(), EXPLICIT_LE)
+        for n in numbers
+    ]
 
 
 def _frame_size(ds: Dataset) -> int:

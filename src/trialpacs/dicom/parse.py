@@ -16,6 +16,7 @@ from pydicom import dcmread
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.tag import Tag
 from pydicom.uid import UID
 
 from trialpacs.dicom.uids import require_uid
@@ -72,7 +73,7 @@ def parse_part10(data: bytes, *, max_bytes: int | None = None) -> ParsedInstance
     require_uid(str(ts), "TransferSyntaxUID (0002,0010)")
     if len(ds._dict) == 0:
         raise InvalidInput("cannot parse DICOM: no data set after the file meta information")
-    if UID(str(ts)).is_compressed and _SEQ_DELIMITER not in zeroed[-(1 << 20):]:
+    if UID(str(ts)).is_compressed and _SEQ_DELIMITER not in zeroed[-(1 << 20) :]:
         raise InvalidInput(
             "encapsulated pixel data is truncated: no sequence delimiter (FFFE,E0DD) at the end"
         )
@@ -157,7 +158,7 @@ def _check_pixel_length(ds: Dataset, ts: UID) -> None:
         raise InvalidInput(f"pixel data without a readable image description: {exc}") from exc
     pixels = rows * cols * spp * frames
     expected = (pixels + 7) // 8 if bits == 1 else pixels * (bits // 8)
-    actual = len(ds._dict[0x7FE00010].value or b"")
+    actual = len(ds._dict[Tag(0x7FE00010)].value or b"")
     if actual < expected:
         raise InvalidInput(
             f"pixel data is truncated: {actual} bytes for {frames} frame(s) of "
@@ -171,11 +172,16 @@ def write_part10(ds: Dataset, transfer_syntax: str | None = None) -> bytes:
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = UID(
-        transfer_syntax or str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "1.2.840.10008.1.2.1"))
+        transfer_syntax
+        or str(getattr(ds, "file_meta", {}).get("TransferSyntaxUID", "1.2.840.10008.1.2.1"))
     )
     ds.file_meta = meta
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True, implicit_vr=meta.TransferSyntaxUID.is_implicit_VR,
-               little_endian=meta.TransferSyntaxUID.is_little_endian)
+    ds.save_as(
+        buf,
+        enforce_file_format=True,
+        implicit_vr=meta.TransferSyntaxUID.is_implicit_VR,
+        little_endian=meta.TransferSyntaxUID.is_little_endian,
+    )
     out = buf.getvalue()
     return PREAMBLE + out[128:]

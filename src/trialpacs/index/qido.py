@@ -81,14 +81,42 @@ LEVEL_ORDER: dict[Level, int] = {"study": 0, "series": 1, "instance": 2}
 # What each level returns by default (PS3.18 Table 10.6.3-3..5).
 DEFAULT_RETURN: dict[Level, tuple[str, ...]] = {
     "study": (
-        "00080020", "00080030", "00080050", "00080061", "00080090", "00081030", "00100010",
-        "00100020", "00100030", "00100040", "0020000D", "00200010", "00201206", "00201208",
+        "00080020",
+        "00080030",
+        "00080050",
+        "00080061",
+        "00080090",
+        "00081030",
+        "00100010",
+        "00100020",
+        "00100030",
+        "00100040",
+        "0020000D",
+        "00200010",
+        "00201206",
+        "00201208",
     ),
     "series": (
-        "00080060", "0008103E", "00080021", "00080031", "00180015", "0020000E", "00200011",
-        "00400244", "00400245", "00201209",
+        "00080060",
+        "0008103E",
+        "00080021",
+        "00080031",
+        "00180015",
+        "0020000E",
+        "00200011",
+        "00400244",
+        "00400245",
+        "00201209",
     ),
-    "instance": ("00080016", "00080018", "00200013", "00280010", "00280011", "00280100", "00280008"),
+    "instance": (
+        "00080016",
+        "00080018",
+        "00200013",
+        "00280010",
+        "00280011",
+        "00280100",
+        "00280008",
+    ),
 }
 CONTROL_PARAMS = frozenset({"limit", "offset", "fuzzymatching", "includefield"})
 _DATE_RE = re.compile(r"^\d{8}$")
@@ -257,8 +285,10 @@ def _condition(attr: Attr, value: str, fuzzy: bool) -> ColumnElement[bool] | Non
     if attr.kind in ("date", "time"):
         return _range(col, value.replace(":", ""), attr.kind)
     if attr.kind == "pn":
-        search = Study.patient_name_search if attr.tag == "00100010" else (
-            Study.referring_physician_search
+        search = (
+            Study.patient_name_search
+            if attr.tag == "00100010"
+            else (Study.referring_physician_search)
         )
         if fuzzy:
             words = [w for w in re.split(r"[\s^=,]+", value.upper().replace("*", " ")) if w]
@@ -284,6 +314,7 @@ def _range(col: Any, value: str, kind: str) -> ColumnElement[bool]:
 
 
 def _base_select(query: Query) -> Select[Any]:
+    stmt: Any
     if query.level == "study":
         stmt = select(Study)
         needs_series = any(ATTRS[t].level != "study" for t in query.matches)

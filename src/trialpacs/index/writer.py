@@ -42,7 +42,7 @@ def _insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> bo
         stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
     else:  # pragma: no cover - other engines are not supported
         raise RuntimeError(f"unsupported database {dialect}")
-    return bool(session.execute(stmt).rowcount)
+    return bool(getattr(session.execute(stmt), "rowcount", 0))
 
 
 def find_instance(session: Session, sop_uid: str) -> StoredInstance | None:
@@ -107,7 +107,9 @@ def insert_instance(
                 "updated_at": now,
             },
         )
-        study_pk = session.execute(select(Study.pk).where(Study.study_uid == study_uid)).scalar_one()
+        study_pk = session.execute(
+            select(Study.pk).where(Study.study_uid == study_uid)
+        ).scalar_one()
         if new_study:
             session.execute(
                 update(Patient)
@@ -150,7 +152,7 @@ def insert_instance(
         )
         .on_conflict_do_nothing()
     )
-    if inserted.rowcount == 0:
+    if getattr(inserted, "rowcount", 0) == 0:
         return False
     session.execute(
         update(Series)
@@ -169,7 +171,7 @@ def insert_instance(
 
 
 def _insert_stmt(session: Session) -> Any:
-    table = Instance.__table__
+    table: Any = Instance.__table__
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)

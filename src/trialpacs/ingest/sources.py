@@ -47,7 +47,9 @@ def check_zip(zf: zipfile.ZipFile, label: str, limits: ZipLimits) -> list[zipfil
     """Validate every member up front; raise InvalidInput naming the first problem."""
     infos = zf.infolist()
     if len(infos) > limits.max_members:
-        raise InvalidInput(f"{label}: {len(infos)} members exceed the limit of {limits.max_members}")
+        raise InvalidInput(
+            f"{label}: {len(infos)} members exceed the limit of {limits.max_members}"
+        )
     total = 0
     members = []
     for info in infos:

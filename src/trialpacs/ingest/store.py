@@ -12,7 +12,7 @@ import hashlib
 import logging
 import zlib
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from trialpacs.archive import Archive
 from trialpacs.dicom import dicomjson
@@ -25,7 +25,7 @@ from trialpacs.storage import instance_key
 log = logging.getLogger(__name__)
 
 
-class StoreStatus(str, Enum):
+class StoreStatus(StrEnum):
     STORED = "stored"
     DUPLICATE = "duplicate"  # same UID, same bytes: idempotent success
     REPLACED = "replaced"  # same UID, other bytes, overwrite allowed
@@ -42,7 +42,9 @@ class StoreOutcome:
     size: int
 
 
-def store_bytes(archive: Archive, data: bytes, *, expected_study: str | None = None) -> StoreOutcome:
+def store_bytes(
+    archive: Archive, data: bytes, *, expected_study: str | None = None
+) -> StoreOutcome:
     """Parse and store Part 10 bytes; raises InvalidInput or Conflict with a reason."""
     parsed = parse_part10(data, max_bytes=archive.settings.max_instance_bytes)
     if expected_study is not None and parsed.study_uid != expected_study:

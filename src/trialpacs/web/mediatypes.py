@@ -33,7 +33,9 @@ class MediaRange:
 
 
 def _split_params(text: str) -> list[str]:
-    out, cur, quoted = [], [], False
+    out: list[str] = []
+    cur: list[str] = []
+    quoted = False
     for ch in text:
         if ch == '"':
             quoted = not quoted

@@ -56,7 +56,7 @@ async def _stow(request: Request, archive: Archive, study: str | None) -> Respon
     media = parse_media_type(ctype)
     if media.type != "multipart/related":
         raise UnsupportedMediaType(
-            f"STOW-RS takes multipart/related; type=\"application/dicom\", not {ctype or 'nothing'}"
+            f'STOW-RS takes multipart/related; type="application/dicom", not {ctype or "nothing"}'
         )
     if media.part_type not in (None, "application/dicom"):
         raise UnsupportedMediaType(
@@ -91,7 +91,9 @@ def store_parts(archive: Archive, parts: list[Part], study: str | None) -> StowR
     """Store each part on its own: one bad part never affects the others."""
     result = StowResult()
     for index, part in enumerate(parts, start=1):
-        ptype = parse_media_type(part.content_type).type if part.content_type else "application/dicom"
+        ptype = (
+            parse_media_type(part.content_type).type if part.content_type else "application/dicom"
+        )
         if ptype != "application/dicom":
             result.failed.append(
                 ("", "", CANNOT_UNDERSTAND, f"part {index} is {ptype}, not application/dicom")
@@ -120,8 +122,12 @@ def _peek_uids(data: bytes) -> tuple[str, str]:
     from pydicom import dcmread
 
     try:
-        ds = dcmread(io.BytesIO(data), force=True, stop_before_pixels=True,
-                     specific_tags=[0x00080016, 0x00080018])
+        ds = dcmread(
+            io.BytesIO(data),
+            force=True,
+            stop_before_pixels=True,
+            specific_tags=[0x00080016, 0x00080018],
+        )
         return str(ds.get("SOPClassUID", ""))[:64], str(ds.get("SOPInstanceUID", ""))[:64]
     except Exception:
         return "", ""

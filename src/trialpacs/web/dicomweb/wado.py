@@ -74,9 +74,7 @@ def choose_dicom(accept: str | None) -> DicomChoice:
         if ts is None or ts == EXPLICIT_LE:
             return DicomChoice(EXPLICIT_LE)
         return DicomChoice(ts)
-    raise NotAcceptable(
-        'instances are served as multipart/related; type="application/dicom"'
-    )
+    raise NotAcceptable('instances are served as multipart/related; type="application/dicom"')
 
 
 def _instance_bytes(archive: Archive, ref: InstanceRef, choice: DicomChoice) -> tuple[bytes, str]:
@@ -397,63 +395,91 @@ async def _rendered(
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/rendered")
 async def rendered_instance(
-    study: str, series: str, sop: str, request: Request,
-    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+    study: str,
+    series: str,
+    sop: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
 ) -> Response:
     return await _rendered(request, archive, study, series, sop, None, False)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered")
 async def rendered_frame(
-    study: str, series: str, sop: str, frame: int, request: Request,
-    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+    study: str,
+    series: str,
+    sop: str,
+    frame: int,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
 ) -> Response:
     return await _rendered(request, archive, study, series, sop, frame, False)
 
 
 @router.get("/studies/{study}/series/{series}/rendered")
 async def rendered_series(
-    study: str, series: str, request: Request,
-    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+    study: str,
+    series: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
 ) -> Response:
     return await _rendered(request, archive, study, series, None, None, False)
 
 
 @router.get("/studies/{study}/rendered")
 async def rendered_study(
-    study: str, request: Request,
-    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+    study: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
 ) -> Response:
     return await _rendered(request, archive, study, None, None, None, False)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/thumbnail")
 async def thumbnail_instance(
-    study: str, series: str, sop: str, request: Request,
-    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+    study: str,
+    series: str,
+    sop: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
 ) -> Response:
     return await _rendered(request, archive, study, series, sop, None, True)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/thumbnail")
 async def thumbnail_frame(
-    study: str, series: str, sop: str, frame: int, request: Request,
-    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+    study: str,
+    series: str,
+    sop: str,
+    frame: int,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
 ) -> Response:
     return await _rendered(request, archive, study, series, sop, frame, True)
 
 
 @router.get("/studies/{study}/series/{series}/thumbnail")
 async def thumbnail_series(
-    study: str, series: str, request: Request,
-    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+    study: str,
+    series: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
 ) -> Response:
     return await _rendered(request, archive, study, series, None, None, True)
 
 
 @router.get("/studies/{study}/thumbnail")
 async def thumbnail_study(
-    study: str, request: Request,
-    archive: Archive = Depends(get_archive), identity: Identity = Depends(require_identity),
+    study: str,
+    request: Request,
+    archive: Archive = Depends(get_archive),
+    identity: Identity = Depends(require_identity),
 ) -> Response:
     return await _rendered(request, archive, study, None, None, None, True)

@@ -34,7 +34,11 @@ async def wado_uri(
     sop = require_uid(q.get("objectUID"), "objectUID")
     content_types = [c.strip() for c in (q.get("contentType") or "image/jpeg").split(",")]
     content_type = next(
-        (c for c in content_types if c in ("application/dicom", "image/jpeg", "image/png", "image/gif")),
+        (
+            c
+            for c in content_types
+            if c in ("application/dicom", "image/jpeg", "image/png", "image/gif")
+        ),
         None,
     )
     if content_type is None:
