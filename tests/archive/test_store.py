@@ -102,7 +102,7 @@ def test_failed_index_write_leaves_no_blob(archive: Archive, monkeypatch: pytest
     def boom(*args: object, **kwargs: object) -> bool:
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(writer, "insert_instance", boom)
+    monkeypatch.setattr(writer, "insert_instances", boom)
     with pytest.raises(RuntimeError):
         store_bytes(archive, make_bytes())
     assert blobs(archive) == []

@@ -1,17 +1,21 @@
-"""Write an instance's index rows in one transaction.
+"""Write instances' index rows, one transaction per batch.
 
-Upserts use INSERT .. ON CONFLICT DO NOTHING so concurrent stores of the same
-new study or series (several DIMSE associations, several HTTP workers, several
-servers on one PostgreSQL) never fail on a unique key; counters are
-incremented in SQL, not read-modify-written in Python.
+Statements are built once at import time and executed with bound parameters
+on the session's connection: building SQLAlchemy statements per instance
+costs more than executing them. Upserts use INSERT .. ON CONFLICT DO NOTHING
+so concurrent stores of the same new study or series (several DIMSE
+associations, HTTP workers or servers on one PostgreSQL) never fail on a
+unique key; counters are incremented in SQL, not read-modify-written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,148 +37,217 @@ class StoredInstance:
     size: int
 
 
-def _insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> bool:
-    """Insert unless the unique key exists; True if this call inserted the row."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - other engines are not supported
-        raise RuntimeError(f"unsupported database {dialect}")
-    return bool(getattr(session.execute(stmt), "rowcount", 0))
+@dataclass(frozen=True, slots=True)
+class NewInstance:
+    """One instance to index; the blob is already durable at ``blob_key``."""
+
+    study_uid: str
+    series_uid: str
+    sop_uid: str
+    record: IndexRecord
+    transfer_syntax: str
+    size: int
+    sha256: str
+    blob_key: str
+    metadata: bytes
+
+
+_FIND = (
+    select(
+        Instance.pk,
+        Instance.sop_uid,
+        Series.series_uid,
+        Study.study_uid,
+        Instance.sha256,
+        Instance.blob_key,
+        Instance.transfer_syntax,
+        Instance.size,
+    )
+    .join(Series, Series.pk == Instance.series_pk)
+    .join(Study, Study.pk == Instance.study_pk)
+)
+_FIND_ONE = _FIND.where(Instance.sop_uid == bindparam("b_sop"))
+_FIND_MANY = _FIND.where(Instance.sop_uid.in_(bindparam("b_sops", expanding=True)))
+_PATIENT_PK = select(Patient.pk).where(
+    Patient.patient_id == bindparam("b_pid"), Patient.issuer == bindparam("b_issuer")
+)
+_STUDY_PK = select(Study.pk).where(Study.study_uid == bindparam("b_uid"))
+_SERIES_PK = select(Series.pk).where(Series.series_uid == bindparam("b_uid"))
+_STUDY_MODALITIES = (
+    select(Series.modality).distinct().where(Series.study_pk == bindparam("b_study"))
+)
+_BUMP_PATIENT = (
+    update(Patient)
+    .where(Patient.pk == bindparam("b_pk"))
+    .values(num_studies=Patient.num_studies + 1)
+)
+_BUMP_SERIES = (
+    update(Series)
+    .where(Series.pk == bindparam("b_pk"))
+    .values(num_instances=Series.num_instances + bindparam("b_n"), updated_at=bindparam("b_now"))
+)
+_BUMP_STUDY = (
+    update(Study)
+    .where(Study.pk == bindparam("b_pk"))
+    .values(
+        num_instances=Study.num_instances + bindparam("b_n"),
+        num_series=Study.num_series + bindparam("b_new_series"),
+        updated_at=bindparam("b_now"),
+    )
+)
+_SET_MODALITIES = (
+    update(Study).where(Study.pk == bindparam("b_pk")).values(modalities=bindparam("b_mods"))
+)
+_REPLACE = update(Instance).where(Instance.pk == bindparam("b_pk"))
+
+
+def _inserts(dialect: str) -> dict[str, Any]:
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    return {
+        name: module.insert(model.__table__).on_conflict_do_nothing()
+        for name, model in (
+            ("patient", Patient),
+            ("study", Study),
+            ("series", Series),
+            ("instance", Instance),
+        )
+    }
+
+
+_INSERTS = {d: _inserts(d) for d in ("postgresql", "sqlite")}
 
 
 def find_instance(session: Session, sop_uid: str) -> StoredInstance | None:
-    row = session.execute(
-        select(
-            Instance.pk,
-            Instance.sop_uid,
-            Series.series_uid,
-            Study.study_uid,
-            Instance.sha256,
-            Instance.blob_key,
-            Instance.transfer_syntax,
-            Instance.size,
-        )
-        .join(Series, Series.pk == Instance.series_pk)
-        .join(Study, Study.pk == Instance.study_pk)
-        .where(Instance.sop_uid == sop_uid)
-    ).first()
+    row = session.connection().execute(_FIND_ONE, {"b_sop": sop_uid}).first()
     return StoredInstance(*row) if row else None
 
 
-def insert_instance(
-    session: Session,
-    *,
-    study_uid: str,
-    series_uid: str,
-    sop_uid: str,
-    record: IndexRecord,
-    transfer_syntax: str,
-    size: int,
-    sha256: str,
-    blob_key: str,
-    metadata: bytes,
-) -> bool:
-    """Insert the instance and its parents; False if the SOP UID raced in first."""
-    now = utcnow()
-    pat = record.patient
-    _insert_ignore(
-        session,
-        Patient.__table__,  # type: ignore[arg-type]
-        {**pat, "num_studies": 0, "created_at": now},
-    )
-    patient_pk = session.execute(
-        select(Patient.pk).where(
-            Patient.patient_id == pat["patient_id"], Patient.issuer == pat["issuer"]
-        )
-    ).scalar_one()
+def find_instances(session: Session, sop_uids: Sequence[str]) -> dict[str, StoredInstance]:
+    if not sop_uids:
+        return {}
+    rows = session.connection().execute(_FIND_MANY, {"b_sops": list(sop_uids)}).all()
+    return {row[1]: StoredInstance(*row) for row in rows}
 
-    study_pk = session.execute(select(Study.pk).where(Study.study_uid == study_uid)).scalar()
-    if study_pk is None:
-        new_study = _insert_ignore(
-            session,
-            Study.__table__,  # type: ignore[arg-type]
+
+class _Batch:
+    """Per-transaction caches of parent keys and counter increments."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.ins = _INSERTS[conn.dialect.name]
+        self.now: datetime = utcnow()
+        self.studies: dict[str, int] = {}
+        self.series: dict[str, int] = {}
+        self.series_counts: dict[int, int] = {}
+        self.study_counts: dict[int, int] = {}
+        self.new_series: dict[int, int] = {}
+
+    def _scalar(self, stmt: Any, params: dict[str, Any]) -> int | None:
+        value = self.conn.execute(stmt, params).scalar()
+        return None if value is None else int(value)
+
+    def study_pk(self, item: NewInstance) -> int:
+        pk = self.studies.get(item.study_uid)
+        if pk is not None:
+            return pk
+        pk = self._scalar(_STUDY_PK, {"b_uid": item.study_uid})
+        if pk is None:
+            pat = item.record.patient
+            self.conn.execute(
+                self.ins["patient"], {**pat, "num_studies": 0, "created_at": self.now}
+            )
+            patient_pk = self._scalar(
+                _PATIENT_PK, {"b_pid": pat["patient_id"], "b_issuer": pat["issuer"]}
+            )
+            inserted = self.conn.execute(
+                self.ins["study"],
+                {
+                    **item.record.study,
+                    "study_uid": item.study_uid,
+                    "patient_pk": patient_pk,
+                    "num_series": 0,
+                    "num_instances": 0,
+                    "modalities": "",
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                },
+            )
+            if inserted.rowcount:
+                self.conn.execute(_BUMP_PATIENT, {"b_pk": patient_pk})
+            pk = self._scalar(_STUDY_PK, {"b_uid": item.study_uid})
+        assert pk is not None
+        self.studies[item.study_uid] = pk
+        return pk
+
+    def series_pk(self, item: NewInstance, study_pk: int) -> int:
+        pk = self.series.get(item.series_uid)
+        if pk is not None:
+            return pk
+        pk = self._scalar(_SERIES_PK, {"b_uid": item.series_uid})
+        if pk is None:
+            inserted = self.conn.execute(
+                self.ins["series"],
+                {
+                    **item.record.series,
+                    "series_uid": item.series_uid,
+                    "study_pk": study_pk,
+                    "num_instances": 0,
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                },
+            )
+            if inserted.rowcount:
+                self.new_series[study_pk] = self.new_series.get(study_pk, 0) + 1
+            pk = self._scalar(_SERIES_PK, {"b_uid": item.series_uid})
+        assert pk is not None
+        self.series[item.series_uid] = pk
+        return pk
+
+    def add(self, item: NewInstance) -> bool:
+        study_pk = self.study_pk(item)
+        series_pk = self.series_pk(item, study_pk)
+        inserted = self.conn.execute(
+            self.ins["instance"],
             {
-                **record.study,
-                "study_uid": study_uid,
-                "patient_pk": patient_pk,
-                "num_series": 0,
-                "num_instances": 0,
-                "modalities": "",
-                "created_at": now,
-                "updated_at": now,
+                **item.record.instance,
+                "sop_uid": item.sop_uid,
+                "series_pk": series_pk,
+                "study_pk": study_pk,
+                "transfer_syntax": item.transfer_syntax,
+                "size": item.size,
+                "sha256": item.sha256,
+                "blob_key": item.blob_key,
+                "metadata_json": item.metadata,
+                "created_at": self.now,
             },
         )
-        study_pk = session.execute(
-            select(Study.pk).where(Study.study_uid == study_uid)
-        ).scalar_one()
-        if new_study:
-            session.execute(
-                update(Patient)
-                .where(Patient.pk == patient_pk)
-                .values(num_studies=Patient.num_studies + 1)
+        if not inserted.rowcount:
+            return False
+        self.series_counts[series_pk] = self.series_counts.get(series_pk, 0) + 1
+        self.study_counts[study_pk] = self.study_counts.get(study_pk, 0) + 1
+        return True
+
+    def flush_counters(self) -> None:
+        for pk, n in self.series_counts.items():
+            self.conn.execute(_BUMP_SERIES, {"b_pk": pk, "b_n": n, "b_now": self.now})
+        for pk, n in self.study_counts.items():
+            new_series = self.new_series.get(pk, 0)
+            self.conn.execute(
+                _BUMP_STUDY, {"b_pk": pk, "b_n": n, "b_new_series": new_series, "b_now": self.now}
+            )
+        for pk in self.new_series:
+            mods = self.conn.execute(_STUDY_MODALITIES, {"b_study": pk}).scalars()
+            self.conn.execute(
+                _SET_MODALITIES, {"b_pk": pk, "b_mods": modalities_key(m for m in mods if m)}
             )
 
-    series_pk = session.execute(select(Series.pk).where(Series.series_uid == series_uid)).scalar()
-    new_series = False
-    if series_pk is None:
-        new_series = _insert_ignore(
-            session,
-            Series.__table__,  # type: ignore[arg-type]
-            {
-                **record.series,
-                "series_uid": series_uid,
-                "study_pk": study_pk,
-                "num_instances": 0,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
-        series_pk = session.execute(
-            select(Series.pk).where(Series.series_uid == series_uid)
-        ).scalar_one()
 
-    inserted = session.execute(
-        _insert_stmt(session)
-        .values(
-            **record.instance,
-            sop_uid=sop_uid,
-            series_pk=series_pk,
-            study_pk=study_pk,
-            transfer_syntax=transfer_syntax,
-            size=size,
-            sha256=sha256,
-            blob_key=blob_key,
-            metadata_json=metadata,
-            created_at=now,
-        )
-        .on_conflict_do_nothing()
-    )
-    if getattr(inserted, "rowcount", 0) == 0:
-        return False
-    session.execute(
-        update(Series)
-        .where(Series.pk == series_pk)
-        .values(num_instances=Series.num_instances + 1, updated_at=now)
-    )
-    study_values: dict[str, Any] = {"num_instances": Study.num_instances + 1, "updated_at": now}
-    if new_series:
-        modalities = session.execute(
-            select(Series.modality).distinct().where(Series.study_pk == study_pk)
-        ).scalars()
-        study_values["num_series"] = Study.num_series + 1
-        study_values["modalities"] = modalities_key(m for m in modalities if m)
-    session.execute(update(Study).where(Study.pk == study_pk).values(**study_values))
-    return True
-
-
-def _insert_stmt(session: Session) -> Any:
-    table: Any = Instance.__table__
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+def insert_instances(session: Session, items: Sequence[NewInstance]) -> list[bool]:
+    """Index the items in the session's transaction; False where the SOP UID existed."""
+    batch = _Batch(session.connection())
+    results = [batch.add(item) for item in items]
+    batch.flush_counters()
+    return results
 
 
 def modalities_key(modalities: Any) -> str:
@@ -183,27 +256,17 @@ def modalities_key(modalities: Any) -> str:
     return "\\" + "\\".join(values) + "\\" if values else ""
 
 
-def replace_instance(
-    session: Session,
-    pk: int,
-    *,
-    record: IndexRecord,
-    transfer_syntax: str,
-    size: int,
-    sha256: str,
-    blob_key: str,
-    metadata: bytes,
-) -> None:
+def replace_instance(session: Session, pk: int, item: NewInstance) -> None:
     """Point an existing instance row at new bytes (the configured overwrite policy)."""
-    session.execute(
-        update(Instance)
-        .where(Instance.pk == pk)
-        .values(
-            **record.instance,
-            transfer_syntax=transfer_syntax,
-            size=size,
-            sha256=sha256,
-            blob_key=blob_key,
-            metadata_json=metadata,
-        )
+    session.connection().execute(
+        _REPLACE,
+        {
+            **item.record.instance,
+            "b_pk": pk,
+            "transfer_syntax": item.transfer_syntax,
+            "size": item.size,
+            "sha256": item.sha256,
+            "blob_key": item.blob_key,
+            "metadata_json": item.metadata,
+        },
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 from trialpacs.archive import Archive
 from trialpacs.errors import TrialpacsError
 from trialpacs.ingest.sources import SourceItem, ZipLimits, iter_sources
-from trialpacs.ingest.store import StoreStatus, store_bytes
+from trialpacs.ingest.store import StoreOutcome, StoreStatus, store_many
 
 
 @dataclass
@@ -41,23 +41,48 @@ def import_items(
     archive: Archive,
     items: list[SourceItem],
     progress: Callable[[SourceItem], None] | None = None,
+    batch_bytes: int = 64 * 1024 * 1024,
 ) -> ImportReport:
+    """Store items in batches (one index transaction each), bounded in memory."""
     report = ImportReport()
+    batch: list[tuple[SourceItem, bytes]] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal size
+        outcomes = store_many(archive, [data for _, data in batch])
+        for (item, _), outcome in zip(batch, outcomes, strict=True):
+            _count(report, item, outcome)
+            if progress:
+                progress(item)
+        batch.clear()
+        size = 0
+
     for item in items:
         try:
-            outcome = store_bytes(archive, item.read())
-        except TrialpacsError as exc:
-            report.failed.append((item.label, str(exc)))
+            data = item.read()
         except OSError as exc:
             report.failed.append((item.label, f"cannot read: {exc}"))
-        else:
-            report.bytes += outcome.size
-            if outcome.status is StoreStatus.STORED:
-                report.stored += 1
-            elif outcome.status is StoreStatus.DUPLICATE:
-                report.duplicates += 1
-            else:
-                report.replaced += 1
-        if progress:
-            progress(item)
+            if progress:
+                progress(item)
+            continue
+        batch.append((item, data))
+        size += len(data)
+        if len(batch) >= 100 or size >= batch_bytes:
+            flush()
+    if batch:
+        flush()
     return report
+
+
+def _count(report: ImportReport, item: SourceItem, outcome: StoreOutcome | TrialpacsError) -> None:
+    if isinstance(outcome, TrialpacsError):
+        report.failed.append((item.label, str(outcome)))
+        return
+    report.bytes += outcome.size
+    if outcome.status is StoreStatus.STORED:
+        report.stored += 1
+    elif outcome.status is StoreStatus.DUPLICATE:
+        report.duplicates += 1
+    else:
+        report.replaced += 1

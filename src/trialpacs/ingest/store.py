@@ -1,9 +1,12 @@
-"""Store one instance: validate, write the blob durably, then commit the index.
+"""Store instances: validate, write the blobs durably, then commit the index.
 
 The order is what makes an acknowledgement safe: bytes are fsynced (or the S3
-PUT completed) before the index row commits, and the caller acknowledges only
-after this function returns. A crash between the two leaves an orphan blob
-under a content-addressed key, never an index row without bytes.
+PUT completed) before the index transaction commits, and callers acknowledge
+only after this module returns. A crash between the two leaves an orphan
+blob under a content-addressed key, never an index row without bytes.
+
+A batch (one STOW-RS request, a chunk of an import) is indexed in one
+transaction: one commit, one fsync of the database journal, for all of it.
 """
 
 from __future__ import annotations
@@ -11,18 +14,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import zlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 
 from trialpacs.archive import Archive
 from trialpacs.dicom import dicomjson
 from trialpacs.dicom.parse import ParsedInstance, parse_part10
-from trialpacs.errors import Conflict, InvalidInput
+from trialpacs.errors import Conflict, InvalidInput, TrialpacsError
 from trialpacs.index import writer
 from trialpacs.index.records import extract
 from trialpacs.storage import instance_key
 
 log = logging.getLogger(__name__)
+_PUT_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="blob-put")
 
 
 class StoreStatus(StrEnum):
@@ -45,128 +51,178 @@ class StoreOutcome:
 def store_bytes(
     archive: Archive, data: bytes, *, expected_study: str | None = None
 ) -> StoreOutcome:
-    """Parse and store Part 10 bytes; raises InvalidInput or Conflict with a reason."""
+    """Parse and store one Part 10 file; raises InvalidInput or Conflict with a reason."""
+    result = store_many(archive, [data], expected_study=expected_study)[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def parse_checked(archive: Archive, data: bytes, expected_study: str | None) -> ParsedInstance:
     parsed = parse_part10(data, max_bytes=archive.settings.max_instance_bytes)
     if expected_study is not None and parsed.study_uid != expected_study:
         raise InvalidInput(
             f"StudyInstanceUID {parsed.study_uid} does not match the study {expected_study} "
             "named in the request"
         )
-    return store_parsed(archive, parsed)
+    return parsed
+
+
+def store_many(
+    archive: Archive, datas: Sequence[bytes], *, expected_study: str | None = None
+) -> list[StoreOutcome | TrialpacsError]:
+    """Store each item; a bad item yields its error and never affects the others."""
+    results: list[StoreOutcome | TrialpacsError | None] = [None] * len(datas)
+    parsed: dict[int, ParsedInstance] = {}
+    for i, data in enumerate(datas):
+        try:
+            parsed[i] = parse_checked(archive, data, expected_study)
+        except TrialpacsError as exc:
+            results[i] = exc
+    for i, outcome in store_parsed_many(archive, parsed).items():
+        results[i] = outcome
+    assert all(r is not None for r in results)
+    return results  # type: ignore[return-value]
 
 
 def store_parsed(archive: Archive, parsed: ParsedInstance) -> StoreOutcome:
-    sha = hashlib.sha256(parsed.data).hexdigest()
-    outcome = _outcome(parsed)
-    with archive.db.read() as session:
-        existing = writer.find_instance(session, parsed.sop_instance_uid)
-    if existing is not None:
-        return _resolve_existing(archive, parsed, existing, sha, outcome)
+    result = store_parsed_many(archive, {0: parsed})[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
 
-    key = _blob_key(parsed, sha)
-    record = extract(parsed.dataset)
-    metadata = _metadata(parsed)
-    archive.store.put(key, parsed.data)
+
+def store_parsed_many(
+    archive: Archive, parsed: dict[int, ParsedInstance]
+) -> dict[int, StoreOutcome | TrialpacsError]:
+    results: dict[int, StoreOutcome | TrialpacsError] = {}
+    if not parsed:
+        return results
+    with archive.db.read() as session:
+        existing = writer.find_instances(session, [p.sop_instance_uid for p in parsed.values()])
+
+    new: dict[int, writer.NewInstance] = {}
+    seen: dict[str, int] = {}
+    for i, p in parsed.items():
+        item = _new_instance(p)
+        if p.sop_instance_uid in existing:
+            results[i] = _resolve_existing(archive, p, existing[p.sop_instance_uid], item)
+        elif p.sop_instance_uid in seen:
+            # Twice in one batch: decide against the first copy once it is stored.
+            first = new[seen[p.sop_instance_uid]]
+            results[i] = _same_batch_duplicate(first, item, p)
+        else:
+            seen[p.sop_instance_uid] = i
+            new[i] = item
+    if not new:
+        return results
+
+    keys = [item.blob_key for item in new.values()]
+    blobs = {item.blob_key: parsed[i].data for i, item in new.items()}
+    list(_PUT_POOL.map(lambda key: archive.store.put(key, blobs[key]), keys))
     try:
         with archive.db.write() as session:
-            inserted = writer.insert_instance(
-                session,
-                study_uid=parsed.study_uid,
-                series_uid=parsed.series_uid,
-                sop_uid=parsed.sop_instance_uid,
-                record=record,
-                transfer_syntax=parsed.transfer_syntax,
-                size=parsed.size,
-                sha256=sha,
-                blob_key=key,
-                metadata=metadata,
-            )
+            inserted = writer.insert_instances(session, list(new.values()))
     except BaseException:
-        archive.store.delete(key)
-        raise
-    if not inserted:
-        # Another writer stored the same SOP Instance UID between our check
-        # and our insert: decide against what it stored.
-        with archive.db.read() as session:
-            existing = writer.find_instance(session, parsed.sop_instance_uid)
-        assert existing is not None
-        if existing.blob_key != key:
+        for key in keys:
             archive.store.delete(key)
-        return _resolve_existing(archive, parsed, existing, sha, outcome)
-    return outcome
+        raise
+    raced = []
+    for i, ok in zip(new, inserted, strict=True):
+        if ok:
+            results[i] = _outcome(parsed[i], StoreStatus.STORED)
+        else:
+            raced.append(i)
+    if raced:
+        # Another writer stored these SOP Instance UIDs between our check and
+        # our insert: decide against what it stored.
+        with archive.db.read() as session:
+            now = writer.find_instances(session, [parsed[i].sop_instance_uid for i in raced])
+        for i in raced:
+            other = now[parsed[i].sop_instance_uid]
+            if other.blob_key != new[i].blob_key:
+                archive.store.delete(new[i].blob_key)
+            results[i] = _resolve_existing(archive, parsed[i], other, new[i])
+    for i, p in parsed.items():
+        if i not in results:  # pragma: no cover - every branch above sets a result
+            results[i] = TrialpacsError(f"{p.sop_instance_uid}: not stored")
+    return results
+
+
+def _same_batch_duplicate(
+    first: writer.NewInstance, item: writer.NewInstance, p: ParsedInstance
+) -> StoreOutcome | TrialpacsError:
+    if first.sha256 == item.sha256:
+        return _outcome(p, StoreStatus.DUPLICATE)
+    return Conflict(
+        f"SOP Instance UID {p.sop_instance_uid} appears twice in one request with different content"
+    )
 
 
 def _resolve_existing(
     archive: Archive,
     parsed: ParsedInstance,
     existing: writer.StoredInstance,
-    sha: str,
-    outcome: StoreOutcome,
-) -> StoreOutcome:
-    if existing.sha256 == sha:
-        return _with_status(outcome, StoreStatus.DUPLICATE)
+    item: writer.NewInstance,
+) -> StoreOutcome | TrialpacsError:
+    if existing.sha256 == item.sha256:
+        return _outcome(parsed, StoreStatus.DUPLICATE)
     if existing.study_uid != parsed.study_uid or existing.series_uid != parsed.series_uid:
-        raise Conflict(
+        return Conflict(
             f"SOP Instance UID {parsed.sop_instance_uid} is already stored in another "
             f"study/series ({existing.study_uid} / {existing.series_uid})"
         )
     if not archive.settings.overwrite:
-        raise Conflict(
+        return Conflict(
             f"SOP Instance UID {parsed.sop_instance_uid} is already stored with different "
             "content; refusing to overwrite (set overwrite to allow it)"
         )
-    key = _blob_key(parsed, sha)
-    archive.store.put(key, parsed.data)
+    archive.store.put(item.blob_key, parsed.data)
     try:
         with archive.db.write() as session:
-            writer.replace_instance(
-                session,
-                existing.pk,
-                record=extract(parsed.dataset),
-                transfer_syntax=parsed.transfer_syntax,
-                size=parsed.size,
-                sha256=sha,
-                blob_key=key,
-                metadata=_metadata(parsed),
-            )
+            writer.replace_instance(session, existing.pk, item)
     except BaseException:
-        archive.store.delete(key)
+        archive.store.delete(item.blob_key)
         raise
     archive.store.delete(existing.blob_key)
-    return _with_status(outcome, StoreStatus.REPLACED)
+    return _outcome(parsed, StoreStatus.REPLACED)
 
 
-def _blob_key(parsed: ParsedInstance, sha: str) -> str:
-    base = instance_key(parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid)
-    return f"{base[: -len('.dcm')]}.{sha[:16]}.dcm"
-
-
-def _metadata(parsed: ParsedInstance) -> bytes:
-    attrs = dicomjson.dataset_to_json(
-        parsed.dataset, parsed.study_uid, parsed.series_uid, parsed.sop_instance_uid
-    )
-    return zlib.compress(dicomjson.dumps(attrs), 1)
-
-
-def _outcome(parsed: ParsedInstance) -> StoreOutcome:
-    return StoreOutcome(
-        status=StoreStatus.STORED,
-        study_uid=parsed.study_uid,
-        series_uid=parsed.series_uid,
-        sop_uid=parsed.sop_instance_uid,
-        sop_class_uid=parsed.sop_class_uid,
-        transfer_syntax=parsed.transfer_syntax,
-        size=parsed.size,
+def _new_instance(p: ParsedInstance) -> writer.NewInstance:
+    sha = hashlib.sha256(p.data).hexdigest()
+    base = instance_key(p.study_uid, p.series_uid, p.sop_instance_uid)
+    attrs = dicomjson.dataset_to_json(p.dataset, p.study_uid, p.series_uid, p.sop_instance_uid)
+    return writer.NewInstance(
+        study_uid=p.study_uid,
+        series_uid=p.series_uid,
+        sop_uid=p.sop_instance_uid,
+        record=extract(p.dataset),
+        transfer_syntax=p.transfer_syntax,
+        size=p.size,
+        sha256=sha,
+        blob_key=f"{base[: -len('.dcm')]}.{sha[:16]}.dcm",
+        metadata=zlib.compress(dicomjson.dumps(attrs), 1),
     )
 
 
-def _with_status(outcome: StoreOutcome, status: StoreStatus) -> StoreOutcome:
+def _outcome(p: ParsedInstance, status: StoreStatus) -> StoreOutcome:
     return StoreOutcome(
         status=status,
-        study_uid=outcome.study_uid,
-        series_uid=outcome.series_uid,
-        sop_uid=outcome.sop_uid,
-        sop_class_uid=outcome.sop_class_uid,
-        transfer_syntax=outcome.transfer_syntax,
-        size=outcome.size,
+        study_uid=p.study_uid,
+        series_uid=p.series_uid,
+        sop_uid=p.sop_instance_uid,
+        sop_class_uid=p.sop_class_uid,
+        transfer_syntax=p.transfer_syntax,
+        size=p.size,
     )
+
+
+__all__ = [
+    "StoreOutcome",
+    "StoreStatus",
+    "parse_checked",
+    "store_bytes",
+    "store_many",
+    "store_parsed",
+    "store_parsed_many",
+]

@@ -12,8 +12,8 @@ from trialpacs.access.tokens import Identity
 from trialpacs.archive import Archive
 from trialpacs.dicom.dicomjson import dumps, instance_path
 from trialpacs.dicom.uids import require_uid
-from trialpacs.errors import Conflict, InvalidInput, TrialpacsError
-from trialpacs.ingest.store import StoreOutcome, store_bytes
+from trialpacs.errors import Conflict, InvalidInput
+from trialpacs.ingest.store import StoreOutcome, store_many
 from trialpacs.web.deps import base_url, get_archive, require_identity
 from trialpacs.web.dicomweb.body import read_limited
 from trialpacs.web.errors import UnsupportedMediaType
@@ -90,28 +90,36 @@ class StowResult:
 def store_parts(archive: Archive, parts: list[Part], study: str | None) -> StowResult:
     """Store each part on its own: one bad part never affects the others."""
     result = StowResult()
+    datas: list[bytes] = []
     for index, part in enumerate(parts, start=1):
-        ptype = (
-            parse_media_type(part.content_type).type if part.content_type else "application/dicom"
-        )
+        ctype = part.content_type
+        ptype = parse_media_type(ctype).type if ctype else "application/dicom"
         if ptype != "application/dicom":
             result.failed.append(
                 ("", "", CANNOT_UNDERSTAND, f"part {index} is {ptype}, not application/dicom")
             )
             continue
-        try:
-            result.stored.append(store_bytes(archive, part.body, expected_study=study))
-        except Conflict as exc:
-            sop_class, sop = _peek_uids(part.body)
-            result.failed.append((sop_class, sop, DUPLICATE_SOP, str(exc)))
-        except InvalidInput as exc:
-            sop_class, sop = _peek_uids(part.body)
-            reason = STUDY_MISMATCH if "does not match the study" in str(exc) else CANNOT_UNDERSTAND
-            result.failed.append((sop_class, sop, reason, f"part {index}: {exc}"))
-        except TrialpacsError as exc:
-            result.failed.append(("", "", PROCESSING_FAILURE, f"part {index}: {exc}"))
-        except OSError as exc:
-            result.failed.append(("", "", OUT_OF_RESOURCES, f"part {index}: storage error: {exc}"))
+        datas.append(part.body)
+    try:
+        outcomes = store_many(archive, datas, expected_study=study)
+    except OSError as exc:
+        for data in datas:
+            sop_class, sop = _peek_uids(data)
+            result.failed.append((sop_class, sop, OUT_OF_RESOURCES, f"storage error: {exc}"))
+        return result
+    for index, (data, outcome) in enumerate(zip(datas, outcomes, strict=True), start=1):
+        if isinstance(outcome, StoreOutcome):
+            result.stored.append(outcome)
+            continue
+        sop_class, sop = _peek_uids(data)
+        if isinstance(outcome, Conflict):
+            reason = DUPLICATE_SOP
+        elif isinstance(outcome, InvalidInput):
+            mismatch = "does not match the study" in str(outcome)
+            reason = STUDY_MISMATCH if mismatch else CANNOT_UNDERSTAND
+        else:
+            reason = PROCESSING_FAILURE
+        result.failed.append((sop_class, sop, reason, f"instance {index}: {outcome}"))
     return result
 
 
