@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 
+from trialpacs.dicom import fastjson
+
 BASE_PLACEHOLDER = "@@TRIALPACS_BASE@@"
-BULK_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UN"})
 BULK_THRESHOLD = 1024
 
 
@@ -26,36 +26,18 @@ def instance_path(study: str, series: str, sop: str) -> str:
 def dataset_to_json(ds: Dataset, study: str, series: str, sop: str) -> dict[str, Any]:
     """The instance's DICOM JSON with bulk data replaced by URIs.
 
-    Only top-level bulk elements get URIs; nested binary values are small in
-    practice (icons excepted) and are inlined, which keeps the bulkdata route
-    to one tag.
+    Only top-level bulk elements get URIs (pixel data always, other binary
+    values above 1 KiB); nested binary values are small in practice and are
+    inlined, which keeps the bulkdata route to one tag.
     """
     base = BASE_PLACEHOLDER + instance_path(study, series, sop)
-    out: dict[str, Any] = {}
-    for elem in ds:
-        tag = int(elem.tag)
-        if tag >> 16 == 0x0002:
-            continue
-        key = f"{tag:08X}"
-        try:
-            if elem.VR in BULK_VRS and _bulk(elem):
-                out[key] = {"vr": elem.VR, "BulkDataURI": f"{base}/bulkdata/{key}"}
-            else:
-                out[key] = elem.to_json_dict(None, 1 << 62)
-        except Exception:
-            # A value pydicom cannot render (bad VR content) is served as empty
-            # rather than failing the whole study's metadata.
-            out[key] = {"vr": elem.VR}
-    return out
 
+    def bulk(tag: int, vr: str, value: bytes) -> str | None:
+        if tag == 0x7FE00010 or len(value) > BULK_THRESHOLD:
+            return f"{base}/bulkdata/{tag:08X}"
+        return None
 
-def _bulk(elem: DataElement) -> bool:
-    if int(elem.tag) == 0x7FE00010:
-        return True
-    value = elem.value
-    return (
-        value is not None and isinstance(value, bytes | bytearray) and len(value) > BULK_THRESHOLD
-    )
+    return fastjson.encode(ds, bulk)
 
 
 def dumps(obj: Any) -> bytes:
