@@ -1,0 +1,634 @@
+"""The de-identification engine: one dataset in, one de-identified dataset out.
+
+Speed comes from walking pydicom's raw element dict and deciding per tag with
+one dict lookup in a map precomputed from the profile; values that are kept or
+removed are never decoded. Only elements that change are converted.
+
+Thread safety: a Deidentifier may be shared by threads. Its state is the
+profile (immutable), the UID cache (lock-protected), the subject registry
+(lock-protected; the vault serialises its own writes) and the pixel cleaner,
+which must be thread-safe itself if the Deidentifier is shared.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydicom.datadict import DicomDictionary
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
+from pydicom.uid import UID
+
+import trialpacs
+from trialpacs.deid import dates
+from trialpacs.deid.freetext import PhiDetector, Term, terms_from_values
+from trialpacs.deid.iod import iod_kind
+from trialpacs.deid.keys import derive, keyed_hash
+from trialpacs.deid.pixel_hook import (
+    NoPixelCleaner,
+    PixelCleaner,
+    PixelCleanError,
+    PixelCleanReport,
+)
+from trialpacs.deid.profile import Profile
+from trialpacs.deid.pseudonyms import (
+    MemoryRegistry,
+    SubjectRegistry,
+    format_subject_id,
+    subject_hash,
+    subject_identity,
+)
+from trialpacs.deid.table import BASIC_CODE, TABLE_OPTIONS, Option
+from trialpacs.deid.uids import CLASS_UID_TAGS, UidMapper
+from trialpacs.dicom.parse import parse_part10, write_part10
+from trialpacs.errors import InvalidInput
+
+_DICT_VR: dict[int, str] = {tag: entry[0] for tag, entry in DicomDictionary.items()}
+TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+_MAX_LEN = {"SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "CS": 16, "AE": 16, "PN": 64}
+_DUMMY: dict[str, Any] = {
+    "DA": "19000101",
+    "DT": "19000101000000",
+    "TM": "000000",
+    "PN": "ANONYMIZED",
+    "AS": "000Y",
+    "DS": "0",
+    "IS": "0",
+    "CS": "ANONYMIZED",
+    "AE": "ANONYMIZED",
+    "UR": "",
+    "US": 0,
+    "SS": 0,
+    "UL": 0,
+    "SL": 0,
+    "UV": 0,
+    "SV": 0,
+    "FL": 0.0,
+    "FD": 0.0,
+    "AT": 0,
+    "OB": b"\x00\x00",
+    "OW": b"\x00\x00",
+    "OD": b"\x00" * 8,
+    "OF": b"\x00" * 4,
+    "OL": b"\x00" * 4,
+    "OV": b"\x00" * 8,
+    "UN": b"\x00\x00",
+}
+_BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
+
+# Header values that identify the patient, collected before anything changes
+# (for free-text matching, the pixel cleaner and verification).
+PHI_SOURCES: tuple[tuple[int, str], ...] = (
+    (0x00100010, "NAME"),  # Patient's Name
+    (0x00101001, "NAME"),  # Other Patient Names
+    (0x00101005, "NAME"),  # Patient's Birth Name
+    (0x00101060, "NAME"),  # Patient's Mother's Birth Name
+    (0x00080090, "NAME"),  # Referring Physician's Name
+    (0x00081050, "NAME"),  # Performing Physician's Name
+    (0x00081060, "NAME"),  # Name of Physician(s) Reading Study
+    (0x00081070, "NAME"),  # Operators' Name
+    (0x00081048, "NAME"),  # Physician(s) of Record
+    (0x00321032, "NAME"),  # Requesting Physician
+    (0x00102297, "NAME"),  # Responsible Person
+    (0x00100020, "ID"),  # Patient ID
+    (0x00101000, "ID"),  # Other Patient IDs
+    (0x00080050, "ID"),  # Accession Number
+    (0x00200010, "ID"),  # Study ID
+    (0x00401001, "ID"),  # Requested Procedure ID
+    (0x00380010, "ID"),  # Admission ID
+    (0x00400253, "ID"),  # Performed Procedure Step ID
+    (0x00100030, "DATE"),  # Patient's Birth Date
+    (0x00080020, "DATE"),  # Study Date
+    (0x00080021, "DATE"),  # Series Date
+    (0x00080022, "DATE"),  # Acquisition Date
+    (0x00080023, "DATE"),  # Content Date
+    (0x00080080, "INSTITUTION"),  # Institution Name
+    (0x00080081, "ADDRESS"),  # Institution Address
+    (0x00101040, "ADDRESS"),  # Patient's Address
+    (0x00081040, "INSTITUTION"),  # Institutional Department Name
+    (0x00081010, "INSTITUTION"),  # Station Name
+    (0x00102154, "PHONE"),  # Patient's Telephone Numbers
+)
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """The trial, site and visit the outputs belong to (Clinical Trial module)."""
+
+    trial_id: str = ""
+    site_id: str = ""
+    sponsor: str = ""
+    protocol_name: str = ""
+    site_name: str = ""
+    time_point_id: str = ""
+    time_point_description: str = ""
+    coordinating_center: str = ""
+
+    @property
+    def scope(self) -> str:
+        return f"{self.trial_id}|{self.site_id}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep a hostile file from eating the machine."""
+
+    max_elements: int = 2_000_000
+    max_items_per_sequence: int = 200_000
+    max_depth: int = 16
+
+
+@dataclass
+class DeidResult:
+    """The new dataset and what was done to get it."""
+
+    dataset: Dataset
+    subject_id: str
+    date_shift_days: int | None
+    actions: Counter[str] = field(default_factory=Counter)
+    changes: list[tuple[str, str]] = field(default_factory=list)
+    uids: dict[str, str] = field(default_factory=dict)
+    pixel: PixelCleanReport | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class DeidError(InvalidInput):
+    """This instance could not be de-identified; nothing of it may be released."""
+
+
+@dataclass
+class _Run:
+    amap: dict[int, str]
+    shift: int | None
+    terms: list[Term]
+    result: DeidResult
+    detector: PhiDetector | None = None
+    elements: int = 0
+
+
+class Deidentifier:
+    """Applies a profile with a site secret; see the module docstring on threads."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        secret: bytes,
+        trial: TrialContext | None = None,
+        vault: Any | None = None,
+        *,
+        pixel_cleaner: PixelCleaner | None = None,
+        registry: SubjectRegistry | None = None,
+        limits: Limits | None = None,
+        use_ner: bool | None = None,
+    ) -> None:
+        if not secret:
+            raise ValueError("a non-empty secret is required")
+        self.profile = profile
+        self.trial = trial or TrialContext()
+        self.vault = vault
+        self.limits = limits or Limits()
+        self._secret = secret
+        self._ae_key = derive(secret, "ae")
+        self.uids = UidMapper(secret, on_new=vault.record_uid if vault is not None else None)
+        self.registry: SubjectRegistry = registry or vault or MemoryRegistry()
+        if profile.has(Option.CLEAN_PIXEL_DATA):
+            self.pixel_cleaner: PixelCleaner | None = pixel_cleaner or NoPixelCleaner()
+        else:
+            self.pixel_cleaner = None
+        if use_ner is None:
+            use_ner = profile.ner != "off"
+        if profile.ner == "on":
+            from trialpacs.deid.freetext import NER, ner_available
+
+            if not ner_available():
+                raise InvalidInput(f"profile {profile.name!r} requires NER: {NER.error}")
+        self.use_ner = use_ner
+        self._modified = profile.has(Option.RETAIN_LONG_MODIFIED_DATES)
+        self._full = profile.has(Option.RETAIN_LONG_FULL_DATES)
+        self._unknown_cache: dict[int, str] = {}
+        self._safe = profile.has(Option.RETAIN_SAFE_PRIVATE)
+        self._codes = self._method_codes()
+
+    # ------------------------------------------------------------ entry points
+
+    def deidentify_bytes(self, data: bytes) -> bytes:
+        """Part 10 in, Part 10 out (zero preamble, meta rebuilt for the new UIDs)."""
+        return self.deidentify_part10(data)[0]
+
+    def deidentify_part10(self, data: bytes) -> tuple[bytes, DeidResult]:
+        parsed = parse_part10(data)
+        result = self.deidentify(parsed.dataset, in_place=True)
+        ts = parsed.transfer_syntax
+        try:
+            out = write_part10(result.dataset, ts)
+        except Exception as exc:
+            raise DeidError(f"cannot write the de-identified instance: {exc}") from exc
+        return out, result
+
+    def deidentify(self, ds: Dataset, *, in_place: bool = False) -> DeidResult:
+        """De-identify ``ds``; a copy unless ``in_place`` (the fast path for bytes)."""
+        if not in_place:
+            ds = copy.deepcopy(ds)
+        try:
+            return self._deidentify(ds)
+        except (DeidError, PixelCleanError):
+            raise
+        except InvalidInput as exc:
+            raise DeidError(str(exc)) from exc
+        except RecursionError as exc:
+            raise DeidError("data set is nested too deeply") from exc
+        except Exception as exc:
+            raise DeidError(f"cannot de-identify: {type(exc).__name__}: {exc}") from exc
+
+    # ------------------------------------------------------------------ core
+
+    def _deidentify(self, ds: Dataset) -> DeidResult:
+        p = self.profile
+        originals = _phi_values(ds)
+        identity = subject_identity(ds)
+        digest = subject_hash(self._secret, identity)
+        shift = None
+        if self._modified:
+            shift = dates.subject_shift(self._secret, identity, *p.date_shift_days)
+        details = {
+            _SUBJECT_TAGS[tag]: value for tag, _, value in originals if tag in _SUBJECT_TAGS
+        }
+        details["shift"] = str(shift) if shift is not None else ""
+        trial = self.trial
+        subject_id = self.registry.subject_id(
+            trial.scope,
+            digest,
+            details,
+            lambda n: format_subject_id(
+                p.subject_id_format, site=trial.site_id, trial=trial.trial_id, n=n, digest=digest
+            ),
+        )
+        age_over_89 = _over_89(ds)
+        result = DeidResult(dataset=ds, subject_id=subject_id, date_shift_days=shift)
+        run = _Run(
+            amap=p.action_map(iod_kind(ds._dict)),
+            shift=shift,
+            terms=terms_from_values((label, value) for _, label, value in originals),
+            result=result,
+        )
+        self._walk(ds, run, 0, "")
+        self._finish(ds, run, subject_id, age_over_89)
+        if self.pixel_cleaner is not None and _has_pixels(ds):
+            phi_terms = [t.text for t in run.terms]
+            report = self.pixel_cleaner.clean(ds, phi_terms)
+            result.pixel = report
+            if report.modified:
+                ds.BurnedInAnnotation = "NO"
+            if report.scanned or report.modified:
+                self._add_code(ds, Option.CLEAN_PIXEL_DATA)
+            if not report.scanned:
+                result.notes.append(f"pixels not scanned: {report.reason}")
+        return result
+
+    def _walk(self, ds: Dataset, run: _Run, depth: int, path: str) -> None:
+        if depth > self.limits.max_depth:
+            raise DeidError(f"sequences nested deeper than {self.limits.max_depth} levels")
+        d = ds._dict
+        amap = run.amap
+        actions = run.result.actions
+        has_private = False
+        tags = list(d)
+        run.elements += len(tags)
+        if run.elements > self.limits.max_elements:
+            raise DeidError(f"more than {self.limits.max_elements} elements: refusing")
+        for tag in tags:
+            if tag & 0x10000:
+                has_private = True
+                continue
+            action = amap.get(tag)
+            if action is None:
+                action = self._unknown_action(tag)
+            elem = d[tag]
+            vr = _DICT_VR.get(tag) or elem.VR or "UN"
+            if elem.VR == "SQ" or (vr == "SQ" and elem.VR in (None, "UN")):
+                vr = "SQ"
+            actions[action] += 1
+            if action == "K":
+                if vr == "SQ":
+                    self._recurse(ds, tag, run, depth, path)
+                continue
+            try:
+                self._apply(ds, tag, action, vr, run, depth, path)
+            except DeidError:
+                raise
+            except Exception as exc:
+                raise DeidError(f"element {path}{_label(tag)}: {type(exc).__name__}: {exc}") from exc
+        if has_private:
+            self._privates(ds, run, depth, path)
+
+    def _unknown_action(self, tag: int) -> str:
+        """Attributes Table E.1-1 does not list: decided once per tag and cached."""
+        cached = self._unknown_cache.get(tag)
+        if cached is not None:
+            return cached
+        group, elem = tag >> 16, tag & 0xFFFF
+        p = self.profile
+        if elem == 0:
+            action = "X"  # group lengths are recomputed on write
+        elif 0x5000 <= group <= 0x501E and group % 2 == 0:
+            action = p.repeating_actions.get(0x50000000, "X")
+        elif 0x6000 <= group <= 0x601E and group % 2 == 0:
+            key = 0x60004000 if elem == 0x4000 else 0x60003000
+            action = p.repeating_actions.get(key, "X")
+        else:
+            vr = _DICT_VR.get(tag)
+            if vr is None:
+                action = p.unknown_nonstandard
+            elif vr == "SQ":
+                action = "K"
+            elif vr in ("DA", "DT"):
+                action = "C" if self._modified else ("K" if self._full else "X")
+            elif vr == "UI":
+                action = "K" if tag in CLASS_UID_TAGS else "U"
+            elif vr == "PN":
+                action = "X"
+            else:
+                action = p.unknown_standard
+        self._unknown_cache[tag] = action
+        return action
+
+    def _apply(
+        self, ds: Dataset, tag: int, action: str, vr: str, run: _Run, depth: int, path: str
+    ) -> None:
+        d = ds._dict
+        if action == "X":
+            del d[tag]
+            run.result.changes.append((path + _label(tag), "X"))
+            return
+        if vr == "SQ":
+            if action == "Z":
+                ds[tag] = DataElement(tag, "SQ", Sequence())
+                run.result.changes.append((path + _label(tag), "Z"))
+            else:
+                self._recurse(ds, tag, run, depth, path)
+            return
+        if action == "Z":
+            ds[tag] = DataElement(tag, vr, b"" if vr in _BINARY_VRS else None)
+        elif action == "U" or (action == "D" and vr == "UI"):
+            if vr == "UI":
+                self._map_uid(ds, tag, run)
+            else:
+                self._dummy(ds, tag, vr)
+        elif action == "D":
+            self._dummy(ds, tag, vr)
+        elif action == "C":
+            self._clean(ds, tag, vr, run, path)
+        else:
+            raise DeidError(f"element {path}{_label(tag)}: unknown action {action!r}")
+        run.result.changes.append((path + _label(tag), action))
+
+    def _dummy(self, ds: Dataset, tag: int, vr: str) -> None:
+        value = _DUMMY.get(vr.split(" ")[0], "ANONYMIZED")
+        ds[tag] = DataElement(tag, vr.split(" ")[0], value)
+
+    def _map_uid(self, ds: Dataset, tag: int, run: _Run) -> None:
+        elem = ds._dict[tag]
+        raw = elem.value
+        if raw is None:
+            return
+        text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else _str(raw)
+        text = text.strip("\x00 ")
+        if not text:
+            return
+        new = self.uids.map_value(text)
+        if new != text:
+            for old_one, new_one in zip(text.split("\\"), new.split("\\"), strict=False):
+                run.result.uids[old_one] = new_one
+        ds[tag] = DataElement(tag, "UI", new)
+
+    def _clean(self, ds: Dataset, tag: int, vr: str, run: _Run, path: str) -> None:
+        if vr in ("DA", "DT"):
+            raw = ds._dict[tag].value
+            text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else _str(raw)
+            text = text.strip("\x00 ")
+            if not text:
+                return
+            shifted = None
+            if run.shift is not None:
+                fn = dates.shift_da if vr == "DA" else dates.shift_dt
+                shifted = fn(text, run.shift)
+            ds[tag] = DataElement(tag, vr, shifted if shifted is not None else "")
+            return
+        if vr == "TM":
+            return  # whole-day shifts leave the time of day as it was
+        if vr == "AE":
+            raw = ds._dict[tag].value
+            text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else _str(raw)
+            token = keyed_hash(self._ae_key, text.strip("\x00 ")).hex()[:10].upper()
+            ds[tag] = DataElement(tag, "AE", f"AE{token}")
+            return
+        if vr in TEXT_VRS or vr == "CS" or vr == "PN":
+            elem = ds[tag]
+            value = elem.value
+            if value is None or value == "":
+                return
+            values = list(value) if isinstance(value, MultiValue | list) else [value]
+            cleaned = [self._scrub(str(v), vr, run) for v in values]
+            if cleaned != [str(v) for v in values]:
+                ds[tag] = DataElement(tag, vr, cleaned if len(cleaned) > 1 else cleaned[0])
+            return
+        # Nothing can clean a binary or numeric value of unknown meaning: remove it.
+        del ds._dict[tag]
+
+    def _scrub(self, text: str, vr: str, run: _Run) -> str:
+        if run.detector is None:
+            run.detector = PhiDetector(run.terms, use_ner=self.use_ner)
+        if vr in ("CS", "PN"):
+            return "" if run.detector.find(text) else text
+        out = run.detector.scrub(text, self.profile.replacement)
+        limit = _MAX_LEN.get(vr)
+        return out[:limit] if limit else out
+
+    def _recurse(self, ds: Dataset, tag: int, run: _Run, depth: int, path: str) -> None:
+        try:
+            seq = ds[tag].value
+        except Exception as exc:
+            raise DeidError(f"sequence {path}{_label(tag)} cannot be read: {exc}") from exc
+        if seq is None:
+            return
+        if len(seq) > self.limits.max_items_per_sequence:
+            raise DeidError(
+                f"sequence {path}{_label(tag)} has {len(seq)} items; the limit is "
+                f"{self.limits.max_items_per_sequence}"
+            )
+        for i, item in enumerate(seq):
+            self._walk(item, run, depth + 1, f"{path}{_label(tag)}[{i}].")
+
+    def _privates(self, ds: Dataset, run: _Run, depth: int, path: str) -> None:
+        d = ds._dict
+        private = [t for t in d if t & 0x10000]
+        index = self.profile.safe_private_index if self._safe else {}
+        creators: dict[tuple[int, int], str] = {}
+        if index:
+            for t in private:
+                el = t & 0xFFFF
+                if 0x10 <= el <= 0xFF:
+                    raw = d[t].value
+                    text = raw.decode("latin-1") if isinstance(raw, bytes) else _str(raw)
+                    creators[(t >> 16, el)] = text.strip("\x00 ").upper()
+        kept_blocks: set[tuple[int, int]] = set()
+        actions = run.result.actions
+        for t in private:
+            el = t & 0xFFFF
+            if 0x10 <= el <= 0xFF:
+                continue
+            group = t >> 16
+            block = el >> 8
+            creator = creators.get((group, block)) if el > 0xFF else None
+            if creator is not None and (creator, group, el & 0xFF) in index:
+                kept_blocks.add((group, block))
+                actions["K"] += 1
+                elem = d[t]
+                if elem.VR in TEXT_VRS:
+                    self._clean(ds, t, str(elem.VR), run, path)
+                elif elem.VR == "SQ":
+                    self._recurse(ds, t, run, depth, path)
+                continue
+            del d[t]
+            actions["X"] += 1
+            run.result.changes.append((path + _label(t), "X"))
+        for t in private:
+            el = t & 0xFFFF
+            if 0x10 <= el <= 0xFF and ((t >> 16), el) not in kept_blocks:
+                del d[t]
+                actions["X"] += 1
+
+    # ------------------------------------------------------------- finishing
+
+    def _finish(self, ds: Dataset, run: _Run, subject_id: str, over_89: bool) -> None:
+        p = self.profile
+        t = self.trial
+        ds.PatientName = subject_id
+        ds.PatientID = subject_id
+        if over_89:
+            if "PatientAge" in ds:
+                ds.PatientAge = "090Y"
+            if "PatientBirthDate" in ds:
+                ds.PatientBirthDate = ""
+        elif p.cap_age and "PatientAge" in ds:
+            ds.PatientAge = dates.cap_age(_str(ds.PatientAge))
+        ds.ClinicalTrialSponsorName = t.sponsor or t.trial_id or "UNSPECIFIED"
+        ds.ClinicalTrialProtocolID = t.trial_id or "UNSPECIFIED"
+        ds.ClinicalTrialProtocolName = t.protocol_name
+        ds.ClinicalTrialSiteID = t.site_id
+        ds.ClinicalTrialSiteName = t.site_name
+        ds.ClinicalTrialSubjectID = subject_id
+        if t.time_point_id:
+            ds.ClinicalTrialTimePointID = t.time_point_id
+        if t.time_point_description:
+            ds.ClinicalTrialTimePointDescription = t.time_point_description
+        if t.coordinating_center:
+            ds.ClinicalTrialCoordinatingCenterName = t.coordinating_center
+        ds.PatientIdentityRemoved = "YES"
+        ds.DeidentificationMethod = [
+            f"trialpacs {trialpacs.__version__} profile {p.name}"[:64],
+            "PS3.15 E.1-1 2024b Basic Application Confidentiality",
+        ]
+        ds.DeidentificationMethodCodeSequence = Sequence([_code(c) for c in self._codes])
+        if self._modified:
+            ds.LongitudinalTemporalInformationModified = "MODIFIED"
+        elif self._full:
+            ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        else:
+            ds.LongitudinalTemporalInformationModified = "REMOVED"
+        ds.preamble = b"\x00" * 128
+        sop = ds.get("SOPInstanceUID")
+        if hasattr(ds, "file_meta") and ds.file_meta is not None:
+            meta = FileMetaDataset()
+            meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "")
+            meta.MediaStorageSOPInstanceUID = sop or ""
+            ts = ds.file_meta.get("TransferSyntaxUID")
+            if ts:
+                meta.TransferSyntaxUID = UID(str(ts))
+            ds.file_meta = meta
+
+    def _method_codes(self) -> list[tuple[str, str]]:
+        codes = [BASIC_CODE]
+        codes += [o.code for o in TABLE_OPTIONS if self.profile.has(o)]
+        return codes
+
+    def _add_code(self, ds: Dataset, option: Option) -> None:
+        seq = ds.DeidentificationMethodCodeSequence
+        if not any(item.CodeValue == option.code[0] for item in seq):
+            seq.append(_code(option.code))
+
+
+_SUBJECT_TAGS = {
+    0x00100010: "PatientName",
+    0x00100020: "PatientID",
+    0x00100030: "PatientBirthDate",
+    0x00101000: "OtherPatientIDs",
+}
+
+
+def _code(code: tuple[str, str]) -> Dataset:
+    item = Dataset()
+    item.CodeValue = code[0]
+    item.CodingSchemeDesignator = "DCM"
+    item.CodeMeaning = code[1]
+    return item
+
+
+def _label(tag: int) -> str:
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def _str(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def _phi_values(ds: Dataset) -> list[tuple[int, str, str]]:
+    """(tag, label, text) for each identifying top-level value present."""
+    out = []
+    d = ds._dict
+    for tag, label in PHI_SOURCES:
+        if tag not in d:
+            continue
+        try:
+            value = ds[tag].value
+        except Exception:
+            continue
+        if value is None or value == "":
+            continue
+        for v in value if isinstance(value, MultiValue | list) else [value]:
+            text = str(v).strip("\x00 ")
+            if text:
+                out.append((tag, label, text))
+    return out
+
+
+def phi_values(ds: Dataset) -> list[tuple[int, str, str]]:
+    """Public view of the identifying header values (used by verify)."""
+    return _phi_values(ds)
+
+
+def _over_89(ds: Dataset) -> bool:
+    try:
+        age = _str(ds.get("PatientAge", "")).strip()
+        if len(age) == 4 and age[3] == "Y" and age[:3].isdigit() and int(age[:3]) > 89:
+            return True
+        birth = _str(ds.get("PatientBirthDate", "")).strip()
+        on = _str(ds.get("StudyDate", "") or ds.get("SeriesDate", "")).strip()
+        years = dates.age_years(birth, on) if birth and on else None
+        return years is not None and years > 89
+    except Exception:
+        return False
+
+
+def _has_pixels(ds: Dataset) -> bool:
+    d = ds._dict
+    return 0x7FE00010 in d or 0x7FE00008 in d or 0x7FE00009 in d

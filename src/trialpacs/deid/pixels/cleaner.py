@@ -1,0 +1,297 @@
+"""The Clean Pixel Data step: scan, decide, mask, re-encode, report.
+
+The cleaner fails closed. Anything that prevents it from looking at the
+pixels (undecodable data, an OCR error, a timeout) raises
+:class:`PixelCleanError`, and the engine keeps that instance out of the
+output for a person to decide. "No text found" is only ever the result of a
+scan that ran to the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+
+from trialpacs.deid.pixel_hook import MaskedBox, PixelCleanError, PixelCleanReport
+
+from .decode import DecodedPixels, UnsupportedPixelData, decode
+from .encode import write_pixels
+from .graphics import clean_graphics
+from .layouts import LayoutRules, default_layout_rules
+from .mask import ALL_FRAMES, Box, apply_boxes, mask_value, pad_box
+from .ocr import OcrEngine, RapidOcrEngine
+from .policy import PhiMatcher, TextPolicy, make_policy
+from .preprocess import PreprocessOptions, frame_to_views
+from .scan import ScanRules
+
+__all__ = ["FramePlan", "OcrPixelCleaner"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """Which frames of a multi-frame instance are read by OCR.
+
+    ``"all"`` reads every frame and masks each frame's own boxes.
+    ``"sample"`` (for instances with more than ``sample_above`` frames) reads
+    ``sample_size`` evenly spaced frames (always the first and the last)
+    plus one *static composite* - the pixels that do not change across the
+    cine, on a blank background - and masks the union of all boxes on every
+    frame. Burned-in patient banners are static overlays, which the
+    composite shows without moving anatomy underneath; text that appears in
+    only a few unsampled frames would be missed, so trials that expect that
+    set ``"all"``.
+    """
+
+    mode: str = "sample"
+    sample_size: int = 5
+    sample_above: int = 8
+    static_tolerance: float = 0.02
+
+    def frames_to_read(self, n_frames: int) -> tuple[list[int], bool]:
+        """(frame indices, whether the union is applied to all frames)."""
+        if self.mode == "all" or n_frames <= self.sample_above:
+            return list(range(n_frames)), False
+        idx = np.unique(np.linspace(0, n_frames - 1, self.sample_size).round().astype(int))
+        return [int(i) for i in idx], True
+
+
+@dataclass
+class _Found:
+    frame: int
+    box: Box
+    text: str | None
+    reason: str
+    masked: bool = True
+
+
+def _sha256(text: str | None) -> str | None:
+    if text is None or not text.strip():
+        return None
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()
+
+
+def static_composite(decoded: DecodedPixels, tolerance: float) -> NDArray[np.generic]:
+    """First frame where pixels stay (nearly) constant over the cine, background elsewhere."""
+    frames = decoded.frames
+    first = frames[0]
+    span = np.ptp(frames, axis=0)
+    value_range = float(frames.max()) - float(frames.min())
+    tol = max(0.0, tolerance * value_range)
+    still = span <= tol
+    if decoded.is_color:
+        still = np.all(still, axis=-1)
+    out = np.array(first, copy=True)
+    fill = mask_value(decoded, first)
+    out[~still] = fill
+    return out
+
+
+@dataclass
+class OcrPixelCleaner:
+    """Implements :class:`trialpacs.deid.pixel_hook.PixelCleaner` with OCR and layout rules.
+
+    ``timeout_s`` bounds the OCR of one instance; on expiry the instance is
+    refused (the worker thread is abandoned, not killed, which Python cannot
+    do safely - it finishes in the background and its result is dropped).
+    """
+
+    policy: TextPolicy = field(default_factory=lambda: make_policy("mask-all-text"))
+    scan_rules: ScanRules = field(default_factory=ScanRules)
+    layout_rules: LayoutRules = field(default_factory=default_layout_rules)
+    engine: OcrEngine = field(default_factory=RapidOcrEngine)
+    preprocess: PreprocessOptions = field(default_factory=PreprocessOptions)
+    frame_plan: FramePlan = field(default_factory=FramePlan)
+    clean_graphics: bool = True
+    pad: int = 2
+    pad_fraction: float = 0.15
+    timeout_s: float | None = 120.0
+    ner: Callable[[str], bool] | None = None
+
+    def clean(self, ds: Dataset, phi_terms: Sequence[str]) -> PixelCleanReport:
+        notes: list[str] = []
+        graphics_removed: list[str] = []
+        if self.clean_graphics:
+            graphics_removed = clean_graphics(ds)
+            if graphics_removed:
+                notes.append("removed " + ", ".join(graphics_removed))
+        if "PixelData" not in ds:
+            return PixelCleanReport(
+                scanned=False,
+                reason="; ".join(["no pixel data", *notes]),
+                modified=bool(graphics_removed),
+            )
+        decision = self.scan_rules.decide(ds)
+        layouts = self.layout_rules.matching(ds)
+        if not decision.scan and not layouts:
+            return PixelCleanReport(
+                scanned=False,
+                reason="; ".join([f"not scanned: {decision.reason}", *notes]),
+                modified=bool(graphics_removed),
+            )
+        try:
+            decoded = decode(ds)
+        except UnsupportedPixelData as exc:
+            raise PixelCleanError(f"pixel data cannot be checked: {exc}") from exc
+
+        rows, cols = int(decoded.frames.shape[1]), int(decoded.frames.shape[2])
+        found: list[_Found] = []
+        for rule in layouts:
+            for region in rule.regions:
+                clipped = region.clip(rows, cols)
+                if clipped is not None:
+                    found.append(_Found(ALL_FRAMES, clipped, None, f"layout:{rule.id}"))
+        if layouts:
+            notes.append("layout rules " + ", ".join(r.id for r in layouts))
+
+        if decision.scan:
+            phi = PhiMatcher.from_terms(phi_terms, ner=self.ner)
+            ocr_found, ocr_note = self._scan_with_deadline(ds, decoded, phi)
+            found += ocr_found
+            notes.append(ocr_note)
+
+        changed = apply_boxes(decoded, ((f.frame, f.box) for f in found), ds)
+        if changed:
+            result = write_pixels(ds, decoded)
+            notes.append(f"pixel data {result.note}")
+        if decision.scan:
+            ds.BurnedInAnnotation = "NO"
+        boxes = [
+            MaskedBox(
+                frame=f.frame,
+                x=f.box.x,
+                y=f.box.y,
+                width=f.box.width,
+                height=f.box.height,
+                text_sha256=_sha256(f.text),
+                reason=f.reason,
+            )
+            for f in found
+        ]
+        head = (
+            f"scanned: {decision.reason}"
+            if decision.scan
+            else f"not OCR-scanned: {decision.reason}"
+        )
+        return PixelCleanReport(
+            scanned=decision.scan,
+            reason="; ".join([head, *notes]),
+            boxes=boxes,
+            modified=changed or bool(graphics_removed),
+        )
+
+    # --- OCR ------------------------------------------------------------------
+
+    def _scan_with_deadline(
+        self, ds: Dataset, decoded: DecodedPixels, phi: PhiMatcher
+    ) -> tuple[list[_Found], str]:
+        if self.timeout_s is None:
+            try:
+                return self._scan(ds, decoded, phi)
+            except PixelCleanError:
+                raise
+            except Exception as exc:
+                raise PixelCleanError(f"OCR failed ({self.engine.name}): {exc}") from exc
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixel-ocr")
+        future = pool.submit(self._scan, ds, decoded, phi)
+        try:
+            return future.result(timeout=self.timeout_s)
+        except FutureTimeout as exc:
+            future.cancel()
+            raise PixelCleanError(
+                f"OCR timed out after {self.timeout_s:.0f} s ({self.engine.name})"
+            ) from exc
+        except PixelCleanError:
+            raise
+        except Exception as exc:
+            raise PixelCleanError(f"OCR failed ({self.engine.name}): {exc}") from exc
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _scan(
+        self, ds: Dataset, decoded: DecodedPixels, phi: PhiMatcher
+    ) -> tuple[list[_Found], str]:
+        started = time.perf_counter()
+        n = decoded.n_frames
+        indices, union = self.frame_plan.frames_to_read(n)
+        pictures: list[tuple[int, NDArray[np.generic]]] = [(i, decoded.frames[i]) for i in indices]
+        if union:
+            pictures.append(
+                (ALL_FRAMES, static_composite(decoded, self.frame_plan.static_tolerance))
+            )
+        found: list[_Found] = []
+        n_regions = 0
+        n_kept = 0
+        for index, frame in pictures:
+            target = ALL_FRAMES if union else index
+            for f in self._read_frame(ds, decoded, frame, phi):
+                n_regions += 1
+                if not f.masked:
+                    n_kept += 1
+                    continue
+                f.frame = target
+                if union and any(g.frame == ALL_FRAMES and _near(g.box, f.box) for g in found):
+                    continue
+                found.append(f)
+        what = (
+            f"{len(indices)} of {n} frames + static composite, union on all frames"
+            if union
+            else f"{n} frame(s)"
+        )
+        note = (
+            f"{self.engine.name} read {what} with policy {self.policy.name}: "
+            f"{n_regions} text regions, {n_regions - n_kept} masked, {n_kept} kept "
+            f"({time.perf_counter() - started:.2f} s)"
+        )
+        return found, note
+
+    def _read_frame(
+        self,
+        ds: Dataset,
+        decoded: DecodedPixels,
+        frame: NDArray[np.generic],
+        phi: PhiMatcher,
+    ) -> list[_Found]:
+        rows, cols = frame.shape[0], frame.shape[1]
+        out: list[_Found] = []
+        for view in frame_to_views(frame, decoded.photometric, self.preprocess, ds=ds):
+            regions = self.engine.detect(view.image)
+            if not regions:
+                continue
+            regions = self.engine.recognize(view.image, regions)
+            for region in regions:
+                decision = self.policy.decide(region, phi)
+                box = pad_box(
+                    region.x0,
+                    region.y0,
+                    region.x1,
+                    region.y1,
+                    scale=view.scale,
+                    pad=self.pad,
+                    pad_fraction=self.pad_fraction,
+                    rows=rows,
+                    cols=cols,
+                )
+                if box is None:
+                    continue
+                out.append(_Found(0, box, region.text, f"ocr:{decision.reason}", decision.mask))
+        return out
+
+
+def _near(a: Box, b: Box, tol: int = 3) -> bool:
+    return (
+        abs(a.x - b.x) <= tol
+        and abs(a.y - b.y) <= tol
+        and abs(a.x1 - b.x1) <= tol
+        and abs(a.y1 - b.y1) <= tol
+    )
