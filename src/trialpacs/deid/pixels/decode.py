@@ -141,9 +141,13 @@ def decode(ds: Dataset) -> DecodedPixels:
         arr = arr[np.newaxis, ...]
     if samples not in (1, 3) or (samples == 3) != (arr.ndim == 4):
         raise UnsupportedPixelData(f"unexpected pixel array shape {arr.shape}")
+    decoded_pi = str(meta.get("photometric_interpretation", photometric))
+    if decoded_pi == "YBR_FULL_422":
+        # Decoders hand back full-resolution chroma; the array is YBR_FULL.
+        decoded_pi = "YBR_FULL"
     return DecodedPixels(
         frames=arr,
-        photometric=str(meta.get("photometric_interpretation", photometric)),
+        photometric=decoded_pi,
         transfer_syntax=ts,
         bits_allocated=bits_allocated,
         bits_stored=int(ds.get("BitsStored", bits_allocated)),

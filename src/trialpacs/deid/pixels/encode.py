@@ -2,7 +2,7 @@
 
 Rules, in order:
 
-* native input stays native (big endian becomes Explicit VR Little Endian);
+* native input stays native, with its transfer syntax;
 * lossless compressed input is re-encoded with the same transfer syntax when
   an encoder is installed (RLE, JPEG 2000 lossless), otherwise stored as
   Explicit VR Little Endian - both are lossless, so the unmasked pixels stay
@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -52,9 +53,10 @@ def _set_transfer_syntax(ds: Dataset, uid: UID) -> None:
     ds.file_meta.TransferSyntaxUID = uid
 
 
-def _native_bytes(decoded: DecodedPixels) -> bytes:
+def _native_bytes(decoded: DecodedPixels, big_endian: bool = False) -> bytes:
     arr = decoded.frames
-    dtype = arr.dtype.newbyteorder("<") if arr.dtype.itemsize > 1 else arr.dtype
+    order = ">" if big_endian else "<"
+    dtype = arr.dtype.newbyteorder(order) if arr.dtype.itemsize > 1 else arr.dtype
     data = np.ascontiguousarray(arr, dtype=dtype).tobytes()
     if len(data) % 2:
         data += b"\x00"
@@ -70,7 +72,7 @@ def _update_image_module(ds: Dataset, decoded: DecodedPixels) -> None:
 def _write_native(ds: Dataset, decoded: DecodedPixels, uid: UID) -> None:
     _update_image_module(ds, decoded)
     _set_transfer_syntax(ds, uid)
-    ds.PixelData = _native_bytes(decoded)
+    ds.PixelData = _native_bytes(decoded, big_endian=uid == ExplicitVRBigEndian)
     ds["PixelData"].VR = "OB" if decoded.bits_allocated == 8 else "OW"
     ds["PixelData"].is_undefined_length = False
 
@@ -81,11 +83,9 @@ def write_pixels(ds: Dataset, decoded: DecodedPixels) -> EncodeResult:
     if ts in _KEEP_NATIVE:
         _write_native(ds, decoded, ts)
         return EncodeResult(ts, "native, unchanged transfer syntax")
-    if decoded.native:  # big endian
-        _write_native(ds, decoded, ExplicitVRLittleEndian)
-        return EncodeResult(
-            ExplicitVRLittleEndian, "big endian rewritten as explicit little endian"
-        )
+    if decoded.native:  # big endian (retired): the rest of the dataset is big endian too
+        _write_native(ds, decoded, ts)
+        return EncodeResult(ts, "native big endian, unchanged transfer syntax")
     if decoded.lossy_source:
         _write_native(ds, decoded, ExplicitVRLittleEndian)
         ds.LossyImageCompression = "01"
