@@ -9,16 +9,23 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from dicomfactory import make_bytes
 
+from dicomfactory import make_bytes
 from trialpacs.errors import InvalidInput
 from trialpacs.ingest.sources import ZipLimits, iter_sources
 
 
 def run_import(data_dir: Path, *paths: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "trialpacs.cli.main", "import", "--data-dir", str(data_dir),
-         *map(str, paths)],
+        [
+            sys.executable,
+            "-m",
+            "trialpacs.cli.main",
+            "import",
+            "--data-dir",
+            str(data_dir),
+            *map(str, paths),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dicomfactory import make_bytes, make_dataset, to_bytes
 from sqlalchemy import func, select
 
+from dicomfactory import make_bytes, make_dataset, to_bytes
 from trialpacs.archive import Archive
 from trialpacs.errors import Conflict, InvalidInput
 from trialpacs.index.models import Instance, Series, Study
@@ -96,7 +96,9 @@ def test_counters_and_modalities(archive: Archive) -> None:
         assert series.num_instances == 3
 
 
-def test_failed_index_write_leaves_no_blob(archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_index_write_leaves_no_blob(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from trialpacs.index import writer
 
     def boom(*args: object, **kwargs: object) -> bool:
