@@ -127,3 +127,19 @@ def image_dataset(
 
 def clone(ds: Dataset) -> Dataset:
     return copy.deepcopy(ds)
+
+
+def plant_text(
+    frame: NDArray[np.generic], text: str, xy: tuple[int, int], size: int, value: float
+) -> tuple[NDArray[np.generic], tuple[int, int, int, int]]:
+    """Draw ``text`` into a copy of a stored frame; returns it and the ink's (x0, y0, x1, y1)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    rows, cols = frame.shape[:2]
+    ink = Image.new("L", (cols, rows), 0)
+    ImageDraw.Draw(ink).text(xy, text, fill=255, font=ImageFont.load_default(size=size))
+    m = np.asarray(ink) > 0
+    ys, xs = np.nonzero(m)
+    out = np.array(frame, copy=True)
+    out[m] = np.asarray(value).astype(frame.dtype)
+    return out, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)

@@ -68,6 +68,7 @@ _SAFE_TOKEN = (
     rf"(?:{_PARAMS}\s*[:=]?\s*{_NUMBER}\s*{_UNITS}?"
     rf"|{_NUMBER}\s*{_UNITS}?"
     rf"|{_NUMBER}\s*/\s*{_NUMBER}"
+    rf"|X\s*{_NUMBER}"
     rf"|{_ORIENTATION}"
     r"|2D|3D|M-MODE|B-MODE|CFM|PW|CW|PD|THI)"
 )
@@ -199,9 +200,9 @@ class PhiMatcher:
         for variant in self.date_variants:
             if variant in compact or _fold(variant) in folded:
                 return "header-date"
+        if any(term in compact for term in self.terms):
+            return "header-value"
         for term in self.terms:
-            if term in compact:
-                return "header-value"
             max_dist = 0 if len(term) < 5 else (1 if len(term) < 9 else 2)
             if max_dist and _approx_contains(_fold(term), folded, max_dist):
                 return "header-value~"
