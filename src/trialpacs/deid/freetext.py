@@ -16,6 +16,7 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 # --------------------------------------------------------------- vocabulary
@@ -309,16 +310,7 @@ class PhiDetector:
     def _ner_spans(self, text: str) -> list[Span]:
         if text.isupper() or len(text) < 5:
             return []  # NER on all-caps DICOM descriptions is mostly noise
-        nlp = NER.load()
-        out = []
-        for ent in nlp(text).ents:
-            if ent.label_ != "PERSON":
-                continue
-            words = ent.text.split()
-            if _all_clinical(ent.text) or not any(w[:1].isupper() for w in words):
-                continue
-            out.append(Span(ent.start_char, ent.end_char, "NAME", "ner"))
-        return out
+        return list(_ner_person_spans(text))
 
     def scrub(self, text: str, replacement: str = "[{label}]") -> str:
         spans = self.find(text)
@@ -332,6 +324,21 @@ class PhiDetector:
             pos = sp.end
         parts.append(text[pos:])
         return "".join(parts)
+
+
+@lru_cache(maxsize=4096)
+def _ner_person_spans(text: str) -> tuple[Span, ...]:
+    """Cached: the same series description comes with every instance of a series."""
+    nlp = NER.load()
+    out = []
+    for ent in nlp(text).ents:
+        if ent.label_ != "PERSON":
+            continue
+        words = ent.text.split()
+        if _all_clinical(ent.text) or not any(w[:1].isupper() for w in words):
+            continue
+        out.append(Span(ent.start_char, ent.end_char, "NAME", "ner"))
+    return tuple(out)
 
 
 def _all_clinical(text: str) -> bool:

@@ -55,8 +55,9 @@ def _set_transfer_syntax(ds: Dataset, uid: UID) -> None:
 
 def _native_bytes(decoded: DecodedPixels, big_endian: bool = False) -> bytes:
     arr = decoded.frames
-    order = ">" if big_endian else "<"
-    dtype = arr.dtype.newbyteorder(order) if arr.dtype.itemsize > 1 else arr.dtype
+    dtype = arr.dtype
+    if dtype.itemsize > 1:
+        dtype = dtype.newbyteorder(">") if big_endian else dtype.newbyteorder("<")
     data = np.ascontiguousarray(arr, dtype=dtype).tobytes()
     if len(data) % 2:
         data += b"\x00"
