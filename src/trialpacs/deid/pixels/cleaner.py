@@ -116,6 +116,7 @@ class OcrPixelCleaner:
     pad: int = 2
     pad_fraction: float = 0.15
     timeout_s: float | None = 120.0
+    max_text_height_fraction: float = 0.3
     ner: Callable[[str], bool] | None = None
 
     def clean(self, ds: Dataset, phi_terms: Sequence[str]) -> PixelCleanReport:
@@ -263,12 +264,18 @@ class OcrPixelCleaner:
         phi: PhiMatcher,
     ) -> list[_Found]:
         rows, cols = frame.shape[0], frame.shape[1]
+        max_height = max(48.0, self.max_text_height_fraction * rows)
         out: list[_Found] = []
         for view in frame_to_views(frame, decoded.photometric, self.preprocess, ds=ds):
             regions = self.engine.detect(view.image)
+            # A "line" taller than a third of the image is the detector
+            # reacting to anatomy or a field-of-view edge, not text; masking
+            # it would blank the image.
+            regions = [r for r in regions if r.height / view.scale <= max_height]
             if not regions:
                 continue
             regions = self.engine.recognize(view.image, regions)
+            line: list[_Found] = []
             for region in regions:
                 decision = self.policy.decide(region, phi)
                 box = pad_box(
@@ -284,8 +291,37 @@ class OcrPixelCleaner:
                 )
                 if box is None:
                     continue
-                out.append(_Found(0, box, region.text, f"ocr:{decision.reason}", decision.mask))
+                line.append(_Found(0, box, region.text, f"ocr:{decision.reason}", decision.mask))
+            _mask_fragments_next_to_masked(line)
+            out += line
         return out
+
+
+def _same_line_neighbours(a: Box, b: Box) -> bool:
+    """Whether two boxes are pieces of one text line (the detector split a word or name)."""
+    overlap = min(a.y1, b.y1) - max(a.y, b.y)
+    if overlap < 0.5 * min(a.height, b.height):
+        return False
+    gap = max(a.x, b.x) - min(a.x1, b.x1)
+    return gap <= 1.5 * max(a.height, b.height)
+
+
+def _mask_fragments_next_to_masked(found: list[_Found]) -> None:
+    """Mask kept regions that continue a masked one on the same line.
+
+    Detectors split lines at wide letter gaps ("HARTWELL JA" + "NE"); the
+    fragment alone matches nothing, but it is part of the name.
+    """
+    changed = True
+    while changed:
+        changed = False
+        for f in found:
+            if f.masked:
+                continue
+            if any(g.masked and _same_line_neighbours(f.box, g.box) for g in found):
+                f.masked = True
+                f.reason = "ocr:next-to-masked-text"
+                changed = True
 
 
 def _near(a: Box, b: Box, tol: int = 3) -> bool:
