@@ -61,7 +61,7 @@ _DUMMY: dict[str, Any] = {
     "IS": "0",
     "CS": "ANONYMIZED",
     "AE": "ANONYMIZED",
-    "UR": "",
+    "UR": "ANONYMIZED",
     "US": 0,
     "SS": 0,
     "UL": 0,
