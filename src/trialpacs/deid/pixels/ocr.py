@@ -235,7 +235,7 @@ class RapidOcrEngine:
 
 
 class TesseractEngine:
-    """Debian's tesseract through pytesseract: a second opinion and the benchmark baseline.
+    """Debian's tesseract binary (TSV output): a second opinion and the benchmark baseline.
 
     Tesseract finds and reads words in one pass, so ``detect`` already fills
     the text and ``recognize`` returns its input.
@@ -243,44 +243,63 @@ class TesseractEngine:
 
     name = "tesseract"
 
-    def __init__(self, *, psm: int = 11, lang: str = "eng", min_conf: float = -1.0) -> None:
+    def __init__(
+        self,
+        *,
+        psm: int = 11,
+        lang: str = "eng",
+        min_conf: float = -1.0,
+        timeout_s: float = 60.0,
+    ) -> None:
         self.psm = psm
         self.lang = lang
         self.min_conf = min_conf
+        self.timeout_s = timeout_s
         if shutil.which("tesseract") is None:
             raise OcrError("the tesseract binary is not installed (apt-get install tesseract-ocr)")
 
     def detect(self, image: NDArray[np.uint8]) -> list[TextRegion]:
+        import subprocess
+        from io import BytesIO
+
+        from PIL import Image
+
+        png = BytesIO()
+        Image.fromarray(image).save(png, format="PNG", compress_level=1)
+        cmd = ["tesseract", "stdin", "stdout", "-l", self.lang, "--psm", str(self.psm), "tsv"]
         try:
-            import pytesseract
-        except ImportError as exc:
-            raise OcrError("pytesseract is not installed") from exc
-        try:
-            data = pytesseract.image_to_data(
-                image,
-                lang=self.lang,
-                config=f"--psm {self.psm}",
-                output_type=pytesseract.Output.DICT,
+            proc = subprocess.run(
+                cmd,
+                input=png.getvalue(),
+                capture_output=True,
+                timeout=self.timeout_s,
+                check=False,
             )
-        except Exception as exc:
+        except (OSError, subprocess.TimeoutExpired) as exc:
             raise OcrError(f"tesseract failed: {exc}") from exc
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip()[-300:]
+            raise OcrError(f"tesseract exited with {proc.returncode}: {err}")
         h, w = image.shape[:2]
         regions: list[TextRegion] = []
-        for i, text in enumerate(data["text"]):
-            conf = float(data["conf"][i])
-            if not str(text).strip() or conf < self.min_conf:
+        for line in proc.stdout.decode("utf-8", "replace").splitlines()[1:]:
+            cols = line.split("\t")
+            if len(cols) < 12 or not cols[11].strip():
                 continue
-            x, y = int(data["left"][i]), int(data["top"][i])
-            bw, bh = int(data["width"][i]), int(data["height"][i])
+            conf = float(cols[10])
+            if conf < self.min_conf:
+                continue
+            x, y, bw, bh = (int(c) for c in cols[6:10])
+            score = max(conf, 0.0) / 100.0
             regions.append(
                 TextRegion(
                     max(0, x),
                     max(0, y),
                     min(w, x + bw),
                     min(h, y + bh),
-                    score=max(conf, 0.0) / 100.0,
-                    text=str(text),
-                    text_score=max(conf, 0.0) / 100.0,
+                    score=score,
+                    text=cols[11],
+                    text_score=score,
                 )
             )
         return regions
