@@ -9,8 +9,8 @@ from deid_helpers import MR, SECRET, base_dataset, read, ref_item, sequence, to_
 from pydicom.dataset import Dataset
 
 from trialpacs.deid import (
-    DeidError,
     Deidentifier,
+    DeidError,
     MaskedBox,
     PixelCleanError,
     PixelCleanReport,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,7 +25,7 @@ out_console = Console()
 class _DefaultRunGroup(TyperGroup):
     """A group whose unknown first argument means ``run``."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["run", *args]
         return super().parse_args(ctx, args)
@@ -141,8 +140,8 @@ def verify(
     secret_file: Path | None = typer.Option(None, "--secret-file", help="Site secret."),
 ) -> None:
     from trialpacs.deid.secret import default_secret_path, default_vault_path
-    from trialpacs.deid.verify import Verifier, iter_output_files
     from trialpacs.deid.vault import KeyVault
+    from trialpacs.deid.verify import Verifier, iter_output_files
 
     vault_path = linkage or default_vault_path()
     secret_path = secret_file or default_secret_path()
@@ -166,7 +165,9 @@ def verify(
     if kv is not None:
         kv.close()
     if findings:
-        out_console.print(f"[red]residual PHI: {len(findings)} finding(s) in {len(files)} file(s)[/red]")
+        out_console.print(
+            f"[red]residual PHI: {len(findings)} finding(s) in {len(files)} file(s)[/red]"
+        )
         for f in findings:
             out_console.print(f"  {f}", markup=False, highlight=False)
         raise typer.Exit(code=1)

@@ -7,7 +7,7 @@ A library first (the CLI and the pipeline call the same code)::
     out_bytes = deid.deidentify_bytes(part10_bytes)
 """
 
-from trialpacs.deid.engine import DeidError, DeidResult, Deidentifier, Limits, TrialContext
+from trialpacs.deid.engine import Deidentifier, DeidError, DeidResult, Limits, TrialContext
 from trialpacs.deid.pixel_hook import (
     MaskedBox,
     NoPixelCleaner,

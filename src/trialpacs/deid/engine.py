@@ -255,9 +255,7 @@ class Deidentifier:
         shift = None
         if self._modified:
             shift = dates.subject_shift(self._secret, identity, *p.date_shift_days)
-        details = {
-            _SUBJECT_TAGS[tag]: value for tag, _, value in originals if tag in _SUBJECT_TAGS
-        }
+        details = {_SUBJECT_TAGS[tag]: value for tag, _, value in originals if tag in _SUBJECT_TAGS}
         details["shift"] = str(shift) if shift is not None else ""
         trial = self.trial
         subject_id = self.registry.subject_id(
@@ -293,7 +291,7 @@ class Deidentifier:
     def _walk(self, ds: Dataset, run: _Run, depth: int, path: str) -> None:
         if depth > self.limits.max_depth:
             raise DeidError(f"sequences nested deeper than {self.limits.max_depth} levels")
-        d = ds._dict
+        d = _raw(ds)
         amap = run.amap
         actions = run.result.actions
         has_private = False
@@ -322,7 +320,9 @@ class Deidentifier:
             except DeidError:
                 raise
             except Exception as exc:
-                raise DeidError(f"element {path}{_label(tag)}: {type(exc).__name__}: {exc}") from exc
+                raise DeidError(
+                    f"element {path}{_label(tag)}: {type(exc).__name__}: {exc}"
+                ) from exc
         if has_private:
             self._privates(ds, run, depth, path)
 
@@ -360,7 +360,7 @@ class Deidentifier:
     def _apply(
         self, ds: Dataset, tag: int, action: str, vr: str, run: _Run, depth: int, path: str
     ) -> None:
-        d = ds._dict
+        d = _raw(ds)
         if action == "X":
             del d[tag]
             run.result.changes.append((path + _label(tag), "X"))
@@ -392,7 +392,7 @@ class Deidentifier:
         ds[tag] = DataElement(tag, vr.split(" ")[0], value)
 
     def _map_uid(self, ds: Dataset, tag: int, run: _Run) -> None:
-        elem = ds._dict[tag]
+        elem = _raw(ds)[tag]
         raw = elem.value
         if raw is None:
             return
@@ -408,7 +408,7 @@ class Deidentifier:
 
     def _clean(self, ds: Dataset, tag: int, vr: str, run: _Run, path: str) -> None:
         if vr in ("DA", "DT"):
-            raw = ds._dict[tag].value
+            raw = _raw(ds)[tag].value
             text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else _str(raw)
             text = text.strip("\x00 ")
             if not text:
@@ -422,7 +422,7 @@ class Deidentifier:
         if vr == "TM":
             return  # whole-day shifts leave the time of day as it was
         if vr == "AE":
-            raw = ds._dict[tag].value
+            raw = _raw(ds)[tag].value
             text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else _str(raw)
             token = keyed_hash(self._ae_key, text.strip("\x00 ")).hex()[:10].upper()
             ds[tag] = DataElement(tag, "AE", f"AE{token}")
@@ -438,7 +438,7 @@ class Deidentifier:
                 ds[tag] = DataElement(tag, vr, cleaned if len(cleaned) > 1 else cleaned[0])
             return
         # Nothing can clean a binary or numeric value of unknown meaning: remove it.
-        del ds._dict[tag]
+        del _raw(ds)[tag]
 
     def _scrub(self, text: str, vr: str, run: _Run) -> str:
         if run.detector is None:
@@ -465,7 +465,7 @@ class Deidentifier:
             self._walk(item, run, depth + 1, f"{path}{_label(tag)}[{i}].")
 
     def _privates(self, ds: Dataset, run: _Run, depth: int, path: str) -> None:
-        d = ds._dict
+        d = _raw(ds)
         private = [t for t in d if t & 0x10000]
         index = self.profile.safe_private_index if self._safe else {}
         creators: dict[tuple[int, int], str] = {}
@@ -545,8 +545,8 @@ class Deidentifier:
         sop = ds.get("SOPInstanceUID")
         if hasattr(ds, "file_meta") and ds.file_meta is not None:
             meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = ds.get("SOPClassUID", "")
-            meta.MediaStorageSOPInstanceUID = sop or ""
+            meta.MediaStorageSOPClassUID = UID(str(ds.get("SOPClassUID", "")))
+            meta.MediaStorageSOPInstanceUID = UID(str(sop or ""))
             ts = ds.file_meta.get("TransferSyntaxUID")
             if ts:
                 meta.TransferSyntaxUID = UID(str(ts))
@@ -579,6 +579,11 @@ def _code(code: tuple[str, str]) -> Dataset:
     return item
 
 
+def _raw(ds: Dataset) -> dict[int, Any]:
+    """pydicom's element dict, keyed by plain ints for speed (BaseTag is an int)."""
+    return ds._dict  # type: ignore[return-value]
+
+
 def _label(tag: int) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
@@ -594,7 +599,7 @@ def _str(value: object) -> str:
 def _phi_values(ds: Dataset) -> list[tuple[int, str, str]]:
     """(tag, label, text) for each identifying top-level value present."""
     out = []
-    d = ds._dict
+    d = _raw(ds)
     for tag, label in PHI_SOURCES:
         if tag not in d:
             continue
@@ -630,5 +635,5 @@ def _over_89(ds: Dataset) -> bool:
 
 
 def _has_pixels(ds: Dataset) -> bool:
-    d = ds._dict
+    d = _raw(ds)
     return 0x7FE00010 in d or 0x7FE00008 in d or 0x7FE00009 in d

@@ -100,11 +100,10 @@ def _member_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> Ca
     def read() -> bytes:
         check_member_name(info.filename)
         if info.file_size > MAX_MEMBER_BYTES:
-            raise TooLarge(f"{label}: {info.file_size} bytes uncompressed (limit {MAX_MEMBER_BYTES})")
-        if (
-            info.file_size > (1 << 20)
-            and info.file_size > MAX_RATIO * max(info.compress_size, 1)
-        ):
+            raise TooLarge(
+                f"{label}: {info.file_size} bytes uncompressed (limit {MAX_MEMBER_BYTES})"
+            )
+        if info.file_size > (1 << 20) and info.file_size > MAX_RATIO * max(info.compress_size, 1):
             raise InvalidInput(
                 f"{label}: compression ratio {info.file_size // max(info.compress_size, 1)}:1 "
                 "looks like a zip bomb: refused"

@@ -63,7 +63,9 @@ class Profile:
             )
         for tag, action in self.overrides.items():
             if action not in ACTIONS:
-                raise InvalidInput(f"profile {self.name!r}: unknown action {action!r} for {tag:08X}")
+                raise InvalidInput(
+                    f"profile {self.name!r}: unknown action {action!r} for {tag:08X}"
+                )
         lo, hi = self.date_shift_days
         if lo > hi:
             raise InvalidInput(f"profile {self.name!r}: date_shift_days must be [min, max]")
@@ -83,10 +85,7 @@ class Profile:
     def row_action(self, row: Row, kind: IodKind) -> str:
         """The action for one table row under this profile (before overrides)."""
         picked = [row.options[o] for o in TABLE_OPTIONS if o in self.options and o in row.options]
-        if picked:
-            action = min(picked, key=lambda a: _OPTION_RANK.get(a, 0))
-        else:
-            action = row.basic
+        action = min(picked, key=lambda a: _OPTION_RANK.get(a, 0)) if picked else row.basic
         tag = row.tag if row.tag is not None else row.value
         return resolve_combined(action, tag, kind)
 
@@ -100,7 +99,7 @@ class Profile:
             m: dict[int, str] = {}
             for row in load_table():
                 if row.tag is not None:
-                    m[row.tag] = self.row_action(row, kind)  # type: ignore[arg-type]
+                    m[row.tag] = self.row_action(row, kind)  # type: ignore[arg-type,unused-ignore]
             m.update(self.overrides)
             maps[kind] = m
         return maps
@@ -148,7 +147,7 @@ def _options(values: object, where: str) -> set[Option]:
 
 
 def _int(v: object) -> int:
-    return int(v, 0) if isinstance(v, str) else int(v)  # type: ignore[call-overload, no-any-return]
+    return int(v, 0) if isinstance(v, str) else int(v)  # type: ignore[call-overload]
 
 
 def profile_from_mapping(data: dict[str, Any], where: str, base: Profile | None = None) -> Profile:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from functools import cache
 from importlib import resources
 
 
-class Option(str, Enum):
+class Option(StrEnum):
     """PS3.15 E.3 profile options, with their CID 7050 code values."""
 
     RETAIN_SAFE_PRIVATE = "retain-safe-private"

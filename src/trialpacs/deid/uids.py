@@ -52,9 +52,7 @@ class UidMapper:
     key vault can record the linkage without the engine knowing about it.
     """
 
-    def __init__(
-        self, secret: bytes, on_new: Callable[[str, str], None] | None = None
-    ) -> None:
+    def __init__(self, secret: bytes, on_new: Callable[[str, str], None] | None = None) -> None:
         self._key = derive(secret, "uid")
         self._cache: dict[str, str] = {}
         self._lock = threading.Lock()

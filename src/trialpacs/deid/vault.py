@@ -89,7 +89,9 @@ class KeyVault:
         try:
             data = self._aead.decrypt(sealed[:12], sealed[12:], aad)
         except InvalidTag as exc:
-            raise InvalidInput("key vault entry does not decrypt: wrong secret or tampering") from exc
+            raise InvalidInput(
+                "key vault entry does not decrypt: wrong secret or tampering"
+            ) from exc
         payload: dict[str, str] = json.loads(data)
         return payload
 
@@ -166,7 +168,9 @@ class KeyVault:
             if not self._pending:
                 return
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR IGNORE INTO links VALUES (?,?,?,?,?,?,?)", self._pending)
+            self._db.executemany(
+                "INSERT OR IGNORE INTO links VALUES (?,?,?,?,?,?,?)", self._pending
+            )
             self._db.execute("COMMIT")
             self._pending.clear()
 

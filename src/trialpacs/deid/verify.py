@@ -19,7 +19,7 @@ from pathlib import Path
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 
-from trialpacs.deid.freetext import RULES, CLINICAL_WORDS, terms_from_values
+from trialpacs.deid.freetext import CLINICAL_WORDS, RULES, terms_from_values
 from trialpacs.deid.vault import KeyVault
 
 TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC", "PN", "CS", "AE", "UR"})
@@ -60,7 +60,9 @@ class Verifier:
             terms = [t.text for t in terms_from_values(values)]
             terms = [t for t in terms if len(t) >= 3 and t.lower() not in CLINICAL_WORDS]
             if terms:
-                alternation = "|".join(re.escape(t) for t in sorted(set(terms), key=len, reverse=True))
+                alternation = "|".join(
+                    re.escape(t) for t in sorted(set(terms), key=len, reverse=True)
+                )
                 self._terms = re.compile(
                     rf"(?<![A-Za-z0-9])(?:{alternation})(?![A-Za-z0-9])", re.IGNORECASE
                 )
@@ -100,7 +102,9 @@ class Verifier:
                 continue
             if elem.VR == "UI":
                 if self.vault is not None:
-                    for uid in str(value if not isinstance(value, list) else "\\".join(value)).split("\\"):
+                    for uid in str(
+                        value if not isinstance(value, list) else "\\".join(value)
+                    ).split("\\"):
                         uid = uid.strip("\x00 ")
                         if uid and not uid.startswith("2.25.") and self.vault.is_original_uid(uid):
                             yield Finding(label, where, f"original UID {uid} left in place")
@@ -130,9 +134,8 @@ def _benign(label: str, vr: str, text: str) -> bool:
     """Pattern hits that are structurally not PHI in that element."""
     if label == "DATE" and vr in ("DA", "DT", "TM"):
         return True
-    if label == "NAME" and all(w.lower() in CLINICAL_WORDS for w in re.findall(r"[A-Za-z]+", text)):
-        return True
-    return False
+    words = re.findall(r"[A-Za-z]+", text)
+    return label == "NAME" and all(w.lower() in CLINICAL_WORDS for w in words)
 
 
 def iter_output_files(root: Path) -> Iterator[Path]:
