@@ -25,6 +25,9 @@ class BlobStore(Protocol):
     def put(self, key: str, data: bytes) -> None:
         """Store ``data`` under ``key``; returns only when the bytes are durable."""
 
+    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        """Store several blobs; returns only when all are durable."""
+
     def get(self, key: str) -> bytes:
         """Return the bytes; raise KeyError if absent."""
 

@@ -7,6 +7,7 @@ whole or not at all, so no temp-and-rename dance is needed.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -14,6 +15,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from trialpacs.storage.base import check_key
+
+_PUT_POOL = ThreadPoolExecutor(max_workers=16, thread_name_prefix="s3-put")
 
 
 class S3Store:
@@ -47,6 +50,9 @@ class S3Store:
 
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        list(_PUT_POOL.map(lambda item: self.put(*item), items))
 
     def get(self, key: str) -> bytes:
         try:
