@@ -51,6 +51,7 @@ def _cleaner(box: tuple[int, int, int, int], frames: str = "all") -> OcrPixelCle
         frame_plan=FramePlan(mode=frames),
         pad=0,
         pad_fraction=0.0,
+        tighten=False,
         timeout_s=None,
     )
 

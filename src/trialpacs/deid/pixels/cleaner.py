@@ -27,7 +27,7 @@ from .decode import DecodedPixels, UnsupportedPixelData, decode
 from .encode import write_pixels
 from .graphics import clean_graphics
 from .layouts import LayoutRules, default_layout_rules
-from .mask import ALL_FRAMES, Box, apply_boxes, mask_value, pad_box
+from .mask import ALL_FRAMES, Box, apply_boxes, mask_value, pad_box, tighten_to_ink
 from .ocr import OcrEngine, RapidOcrEngine
 from .policy import PhiMatcher, TextPolicy, make_policy
 from .preprocess import PreprocessOptions, frame_to_views
@@ -101,6 +101,11 @@ def static_composite(decoded: DecodedPixels, tolerance: float) -> NDArray[np.gen
 class OcrPixelCleaner:
     """Implements :class:`trialpacs.deid.pixel_hook.PixelCleaner` with OCR and layout rules.
 
+    ``read_all_text``: recognise every region, so that every masked box
+    carries a text hash; by default only regions whose reading can change
+    the policy's decision are recognised (long lines under mask-all-text
+    are masked unread and recorded with ``text_sha256=None``).
+
     ``timeout_s`` bounds the OCR of one instance; on expiry the instance is
     refused (the worker thread is abandoned, not killed, which Python cannot
     do safely - it finishes in the background and its result is dropped).
@@ -114,7 +119,9 @@ class OcrPixelCleaner:
     frame_plan: FramePlan = field(default_factory=FramePlan)
     clean_graphics: bool = True
     pad: int = 2
-    pad_fraction: float = 0.15
+    pad_fraction: float = 0.1
+    tighten: bool = True
+    read_all_text: bool = False
     timeout_s: float | None = 120.0
     max_text_height_fraction: float = 0.3
     ner: Callable[[str], bool] | None = None
@@ -274,15 +281,26 @@ class OcrPixelCleaner:
             regions = [r for r in regions if r.height / view.scale <= max_height]
             if not regions:
                 continue
-            regions = self.engine.recognize(view.image, regions)
+            to_read = [r for r in regions if self.read_all_text or self.policy.wants_text(r)]
+            if to_read:
+                read = iter(self.engine.recognize(view.image, to_read))
+                regions = [
+                    next(read) if self.read_all_text or self.policy.wants_text(r) else r
+                    for r in regions
+                ]
             line: list[_Found] = []
             for region in regions:
                 decision = self.policy.decide(region, phi)
+                x0, y0, x1, y1 = (
+                    tighten_to_ink(view.image, region)
+                    if self.tighten
+                    else (region.x0, region.y0, region.x1, region.y1)
+                )
                 box = pad_box(
-                    region.x0,
-                    region.y0,
-                    region.x1,
-                    region.y1,
+                    x0,
+                    y0,
+                    x1,
+                    y1,
                     scale=view.scale,
                     pad=self.pad,
                     pad_fraction=self.pad_fraction,

@@ -45,6 +45,10 @@ class Decision:
 class TextPolicy(Protocol):
     name: str
 
+    def wants_text(self, region: TextRegion) -> bool:
+        """Whether reading this region could change the decision (recognition costs time)."""
+        ...
+
     def decide(self, region: TextRegion, phi: PhiMatcher) -> Decision: ...
 
 
@@ -225,11 +229,19 @@ class MaskAllText:
 
     allow_patterns: Sequence[re.Pattern[str]] = ()
     min_text_score: float = 0.8
+    max_aspect: float = 10.0
     name: str = "mask-all-text"
+
+    def wants_text(self, region: TextRegion) -> bool:
+        # Safe annotations are short ("R", "5 cm", "TR 500 TE 20"); a long
+        # line is masked whatever it says.
+        return region.width <= self.max_aspect * max(region.height, 1)
 
     def decide(self, region: TextRegion, phi: PhiMatcher) -> Decision:
         text = region.text
-        if text is None or not text.strip():
+        if text is None:
+            return Decision(True, "text")
+        if not text.strip():
             return Decision(True, "text-unread")
         if (region.text_score or 0.0) >= self.min_text_score and is_safe_annotation(
             text, self.allow_patterns
@@ -246,6 +258,9 @@ class MaskPhi:
 
     min_text_score: float = 0.5
     name: str = "mask-phi"
+
+    def wants_text(self, region: TextRegion) -> bool:
+        return True
 
     def decide(self, region: TextRegion, phi: PhiMatcher) -> Decision:
         text = region.text
