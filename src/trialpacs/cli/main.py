@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from trialpacs.cli import archive, deid
+from trialpacs.cli import archive, deid, dimse
 
 app = typer.Typer(
     name="trialpacs",
@@ -21,6 +21,7 @@ app = typer.Typer(
 
 archive.register(app)
 deid.register(app)
+dimse.register(app)
 
 
 def main() -> None:
