@@ -15,13 +15,19 @@ from __future__ import annotations
 import copy
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
+from pydicom import config
 from pydicom.datadict import DicomDictionary
-from pydicom.dataelem import DataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filereader import read_dataset
+from pydicom.filewriter import write_dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 from pydicom.uid import UID
 
 import trialpacs
@@ -45,7 +51,8 @@ from trialpacs.deid.pseudonyms import (
 )
 from trialpacs.deid.table import BASIC_CODE, TABLE_OPTIONS, Option
 from trialpacs.deid.uids import CLASS_UID_TAGS, UidMapper
-from trialpacs.dicom.parse import parse_part10, write_part10
+from trialpacs.deid.writer import encode_part10
+from trialpacs.dicom.parse import parse_part10
 from trialpacs.errors import InvalidInput
 
 _DICT_VR: dict[int, str] = {tag: entry[0] for tag, entry in DicomDictionary.items()}
@@ -208,11 +215,18 @@ class Deidentifier:
             if not ner_available():
                 raise InvalidInput(f"profile {profile.name!r} requires NER: {NER.error}")
         self.use_ner = use_ner
+        if use_ner:
+            from trialpacs.deid.freetext import NER
+
+            NER.load()  # once, up front: not in the middle of the first file
         self._modified = profile.has(Option.RETAIN_LONG_MODIFIED_DATES)
         self._full = profile.has(Option.RETAIN_LONG_FULL_DATES)
         self._unknown_cache: dict[int, str] = {}
+        # Pseudonyms never change once given, so repeat patients skip the registry.
+        self._subjects: dict[bytes, str] = {}
         self._safe = profile.has(Option.RETAIN_SAFE_PRIVATE)
         self._codes = self._method_codes()
+        self._raw_code_cache: dict[tuple[bool, bool], RawDataElement] = {}
 
     # ------------------------------------------------------------ entry points
 
@@ -222,20 +236,20 @@ class Deidentifier:
 
     def deidentify_part10(self, data: bytes) -> tuple[bytes, DeidResult]:
         parsed = parse_part10(data)
-        result = self.deidentify(parsed.dataset, in_place=True)
+        result = self.deidentify(parsed.dataset, in_place=True, _meta=False)
         ts = parsed.transfer_syntax
         try:
-            out = write_part10(result.dataset, ts)
+            out = encode_part10(result.dataset, ts)
         except Exception as exc:
             raise DeidError(f"cannot write the de-identified instance: {exc}") from exc
         return out, result
 
-    def deidentify(self, ds: Dataset, *, in_place: bool = False) -> DeidResult:
+    def deidentify(self, ds: Dataset, *, in_place: bool = False, _meta: bool = True) -> DeidResult:
         """De-identify ``ds``; a copy unless ``in_place`` (the fast path for bytes)."""
         if not in_place:
             ds = copy.deepcopy(ds)
         try:
-            return self._deidentify(ds)
+            return self._deidentify(ds, _meta)
         except (DeidError, PixelCleanError):
             raise
         except InvalidInput as exc:
@@ -247,7 +261,7 @@ class Deidentifier:
 
     # ------------------------------------------------------------------ core
 
-    def _deidentify(self, ds: Dataset) -> DeidResult:
+    def _deidentify(self, ds: Dataset, rebuild_meta: bool) -> DeidResult:
         p = self.profile
         originals = _phi_values(ds)
         identity = subject_identity(ds)
@@ -258,14 +272,23 @@ class Deidentifier:
         details = {_SUBJECT_TAGS[tag]: value for tag, _, value in originals if tag in _SUBJECT_TAGS}
         details["shift"] = str(shift) if shift is not None else ""
         trial = self.trial
-        subject_id = self.registry.subject_id(
-            trial.scope,
-            digest,
-            details,
-            lambda n: format_subject_id(
-                p.subject_id_format, site=trial.site_id, trial=trial.trial_id, n=n, digest=digest
-            ),
-        )
+        subject_id = self._subjects.get(digest)
+        if subject_id is None:
+            subject_id = self.registry.subject_id(
+                trial.scope,
+                digest,
+                details,
+                lambda n: format_subject_id(
+                    p.subject_id_format,
+                    site=trial.site_id,
+                    trial=trial.trial_id,
+                    n=n,
+                    digest=digest,
+                ),
+            )
+            if len(self._subjects) > 100_000:
+                self._subjects.clear()
+            self._subjects[digest] = subject_id
         age_over_89 = _over_89(ds)
         result = DeidResult(dataset=ds, subject_id=subject_id, date_shift_days=shift)
         run = _Run(
@@ -275,7 +298,7 @@ class Deidentifier:
             result=result,
         )
         self._walk(ds, run, 0, "")
-        self._finish(ds, run, subject_id, age_over_89)
+        self._finish(ds, run, subject_id, age_over_89, rebuild_meta)
         if self.pixel_cleaner is not None and _has_pixels(ds):
             phi_terms = [t.text for t in run.terms]
             report = self.pixel_cleaner.clean(ds, phi_terms)
@@ -505,45 +528,35 @@ class Deidentifier:
 
     # ------------------------------------------------------------- finishing
 
-    def _finish(self, ds: Dataset, run: _Run, subject_id: str, over_89: bool) -> None:
+    def _finish(
+        self, ds: Dataset, run: _Run, subject_id: str, over_89: bool, rebuild_meta: bool
+    ) -> None:
         p = self.profile
-        t = self.trial
-        ds.PatientName = subject_id
-        ds.PatientID = subject_id
+        d = _raw(ds)
+        for tag, vr, value in self._fixed:
+            _put(d, tag, vr, value)
+        _put(d, 0x00100010, "PN", subject_id)
+        _put(d, 0x00100020, "LO", subject_id)
+        _put(d, 0x00120040, "LO", subject_id)  # Clinical Trial Subject ID
         if over_89:
-            if "PatientAge" in ds:
-                ds.PatientAge = "090Y"
-            if "PatientBirthDate" in ds:
-                ds.PatientBirthDate = ""
-        elif p.cap_age and "PatientAge" in ds:
-            ds.PatientAge = dates.cap_age(_str(ds.PatientAge))
-        ds.ClinicalTrialSponsorName = t.sponsor or t.trial_id or "UNSPECIFIED"
-        ds.ClinicalTrialProtocolID = t.trial_id or "UNSPECIFIED"
-        ds.ClinicalTrialProtocolName = t.protocol_name
-        ds.ClinicalTrialSiteID = t.site_id
-        ds.ClinicalTrialSiteName = t.site_name
-        ds.ClinicalTrialSubjectID = subject_id
-        if t.time_point_id:
-            ds.ClinicalTrialTimePointID = t.time_point_id
-        if t.time_point_description:
-            ds.ClinicalTrialTimePointDescription = t.time_point_description
-        if t.coordinating_center:
-            ds.ClinicalTrialCoordinatingCenterName = t.coordinating_center
-        ds.PatientIdentityRemoved = "YES"
-        ds.DeidentificationMethod = [
-            f"trialpacs {trialpacs.__version__} profile {p.name}"[:64],
-            "PS3.15 E.1-1 2024b Basic Application Confidentiality",
-        ]
-        ds.DeidentificationMethodCodeSequence = Sequence([_code(c) for c in self._codes])
-        if self._modified:
-            ds.LongitudinalTemporalInformationModified = "MODIFIED"
-        elif self._full:
-            ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+            if 0x00101010 in d:
+                _put(d, 0x00101010, "AS", "090Y")
+            if 0x00100030 in d:
+                _put(d, 0x00100030, "DA", "")
+        elif p.cap_age and 0x00101010 in d:
+            age = _str(ds[0x00101010].value)
+            capped = dates.cap_age(age)
+            if capped != age:
+                _put(d, 0x00101010, "AS", capped)
+        encoding = getattr(ds, "original_encoding", (None, None))
+        raw_codes = self._raw_codes(encoding) if None not in encoding else None
+        if raw_codes is not None:
+            d[raw_codes.tag] = raw_codes
         else:
-            ds.LongitudinalTemporalInformationModified = "REMOVED"
+            ds.DeidentificationMethodCodeSequence = Sequence([_code(c) for c in self._codes])
         ds.preamble = b"\x00" * 128
         sop = ds.get("SOPInstanceUID")
-        if hasattr(ds, "file_meta") and ds.file_meta is not None:
+        if rebuild_meta and getattr(ds, "file_meta", None) is not None:
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = UID(str(ds.get("SOPClassUID", "")))
             meta.MediaStorageSOPInstanceUID = UID(str(sop or ""))
@@ -551,6 +564,63 @@ class Deidentifier:
             if ts:
                 meta.TransferSyntaxUID = UID(str(ts))
             ds.file_meta = meta
+
+    @cached_property
+    def _fixed(self) -> list[tuple[int, str, Any]]:
+        """Elements every output carries, the same for all instances of this engine."""
+        p, t = self.profile, self.trial
+        out: list[tuple[int, str, Any]] = [
+            (0x00120010, "LO", t.sponsor or t.trial_id or "UNSPECIFIED"),
+            (0x00120020, "LO", t.trial_id or "UNSPECIFIED"),
+            (0x00120021, "LO", t.protocol_name),
+            (0x00120030, "LO", t.site_id),
+            (0x00120031, "LO", t.site_name),
+            (0x00120062, "CS", "YES"),  # Patient Identity Removed
+            (
+                0x00120063,
+                "LO",
+                [
+                    f"trialpacs {trialpacs.__version__} profile {p.name}"[:64],
+                    "PS3.15 E.1-1 2024b Basic Application Confidentiality",
+                ],
+            ),
+        ]
+        if t.time_point_id:
+            out.append((0x00120050, "LO", t.time_point_id))
+        if t.time_point_description:
+            out.append((0x00120051, "ST", t.time_point_description))
+        if t.coordinating_center:
+            out.append((0x00120060, "LO", t.coordinating_center))
+        if self._modified:
+            marker = "MODIFIED"
+        elif self._full:
+            marker = "UNMODIFIED"
+        else:
+            marker = "REMOVED"
+        out.append((0x00280303, "CS", marker))  # Longitudinal Temporal Information Modified
+        return out
+
+    def _raw_codes(self, encoding: tuple[bool | None, bool | None]) -> RawDataElement | None:
+        """The code sequence, encoded once per transfer syntax and reused as raw bytes.
+
+        Building six coded items as Datasets for every file cost more than the
+        rest of the header work on small instances.
+        """
+        key = (bool(encoding[0]), bool(encoding[1]))
+        cached = self._raw_code_cache.get(key)
+        if cached is None:
+            holder = Dataset()
+            holder.DeidentificationMethodCodeSequence = Sequence([_code(c) for c in self._codes])
+            buf = DicomBytesIO()
+            buf.is_implicit_VR, buf.is_little_endian = key
+            write_dataset(buf, holder)
+            buf.seek(0)
+            parsed = read_dataset(buf, key[0], key[1])  # type: ignore[arg-type]
+            cached = parsed._dict[Tag(0x00120064)]  # type: ignore[assignment]
+            if not isinstance(cached, RawDataElement):
+                return None
+            self._raw_code_cache[key] = cached
+        return cached
 
     def _method_codes(self) -> list[tuple[str, str]]:
         codes = [BASIC_CODE]
@@ -579,6 +649,12 @@ def _code(code: tuple[str, str]) -> Dataset:
     return item
 
 
+def _put(d: dict[int, Any], tag: int, vr: str, value: Any) -> None:
+    """Set a standard element we generated ourselves: no validation, no keyword lookup."""
+    elem = DataElement(tag, vr, value, validation_mode=config.IGNORE)
+    d[elem.tag] = elem
+
+
 def _raw(ds: Dataset) -> dict[int, Any]:
     """pydicom's element dict, keyed by plain ints for speed (BaseTag is an int)."""
     return ds._dict  # type: ignore[return-value]
@@ -596,17 +672,38 @@ def _str(value: object) -> str:
     return str(value)
 
 
+_FAST_CHARSETS = {
+    "": "latin-1",
+    "ISO_IR 100": "latin-1",
+    "ISO_IR 6": "latin-1",
+    "ISO_IR 192": "utf-8",
+}
+
+
 def _phi_values(ds: Dataset) -> list[tuple[int, str, str]]:
-    """(tag, label, text) for each identifying top-level value present."""
+    """(tag, label, text) for each identifying top-level value present.
+
+    Raw values are decoded directly when the character set is a simple one;
+    anything else goes through pydicom's decoding.
+    """
     out = []
     d = _raw(ds)
+    cs_elem = d.get(0x00080005)
+    cs_raw = cs_elem.value if cs_elem is not None else b""
+    cs = (cs_raw.decode("ascii", "replace") if isinstance(cs_raw, bytes) else _str(cs_raw)).strip()
+    codec = _FAST_CHARSETS.get(cs)
     for tag, label in PHI_SOURCES:
-        if tag not in d:
+        elem = d.get(tag)
+        if elem is None:
             continue
-        try:
-            value = ds[tag].value
-        except Exception:
-            continue
+        value: Any = elem.value
+        if isinstance(value, bytes) and codec is not None:
+            value = value.decode(codec, "replace").split("\\")
+        else:
+            try:
+                value = ds[tag].value
+            except Exception:
+                continue
         if value is None or value == "":
             continue
         for v in value if isinstance(value, MultiValue | list) else [value]:

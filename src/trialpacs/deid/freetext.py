@@ -523,13 +523,7 @@ class PhiDetector:
 
     def __init__(self, terms: Sequence[Term] = (), *, use_ner: bool = False) -> None:
         self.terms = list(terms)
-        self._term_re: re.Pattern[str] | None = None
-        self._labels: dict[str, str] = {}
-        if self.terms:
-            ordered = sorted(self.terms, key=lambda t: -len(t.text))
-            self._labels = {t.text.lower(): t.label for t in ordered}
-            alternation = "|".join(re.escape(t.text) for t in ordered)
-            self._term_re = re.compile(rf"(?<![A-Za-z0-9])(?:{alternation})(?![A-Za-z0-9])", re.I)
+        self._term_re, self._labels = _compile_terms(tuple(self.terms))
         self.use_ner = use_ner and NER.load() is not None
 
     def find(self, text: str) -> list[Span]:
@@ -570,6 +564,18 @@ class PhiDetector:
             pos = sp.end
         parts.append(text[pos:])
         return "".join(parts)
+
+
+@lru_cache(maxsize=256)
+def _compile_terms(terms: tuple[Term, ...]) -> tuple[re.Pattern[str] | None, dict[str, str]]:
+    """Cached: every instance of a series brings the same header terms."""
+    if not terms:
+        return None, {}
+    ordered = sorted(terms, key=lambda t: -len(t.text))
+    labels = {t.text.lower(): t.label for t in ordered}
+    alternation = "|".join(re.escape(t.text) for t in ordered)
+    pattern = re.compile(rf"(?<![A-Za-z0-9])(?:{alternation})(?![A-Za-z0-9])", re.I)
+    return pattern, labels
 
 
 @lru_cache(maxsize=4096)

@@ -119,7 +119,7 @@ class OcrPixelCleaner:
     frame_plan: FramePlan = field(default_factory=FramePlan)
     clean_graphics: bool = True
     pad: int = 2
-    pad_fraction: float = 0.1
+    pad_fraction: float = 0.05
     tighten: bool = True
     read_all_text: bool = False
     timeout_s: float | None = 120.0

@@ -112,9 +112,17 @@ def tighten_to_ink(
     contrast = float(np.percentile(deviation, 99))
     if contrast < min_contrast:
         return x0, y0, x1, y1
+    # Columns: anything clearly unlike the background is kept, so a grey
+    # label next to a white value on the same line is never cut off.
     ink = deviation >= max(min_contrast / 2, 0.25 * contrast)
-    rows = np.nonzero(ink.any(axis=1))[0]
     cols = np.nonzero(ink.any(axis=0))[0]
+    # Rows: burned-in text is drawn in one colour; rows holding pixels of
+    # that colour are the line, even over anatomy that differs from the
+    # border as much as the text does.
+    flat = crop.reshape(-1, crop.shape[-1])
+    colour = flat[int(np.argmax(deviation.reshape(-1) >= contrast))]
+    near = np.abs(crop - colour).max(axis=-1) <= 0.2 * contrast
+    rows = np.nonzero((near & ink).sum(axis=1) >= 2)[0]
     if len(rows) == 0 or len(cols) == 0:
         return x0, y0, x1, y1
     return x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1
