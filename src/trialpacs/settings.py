@@ -81,8 +81,47 @@ class Settings(BaseSettings):
         description="Accept associations from AE titles/hosts not in the known-AE table "
         "(for demos only).",
     )
+    viewer_dir: Path | None = Field(
+        default=None,
+        description="Installed OHIF dist (default: the one scripts/install.sh puts in the venv).",
+    )
     auth_enabled: bool = Field(
         default=True, description="Require a bearer token on every route but /health."
+    )
+    region: str = Field(
+        default="local",
+        description="Region of this server's own stores (the published store and the "
+        "built-in quarantine directory).",
+    )
+    quarantine_dir: Path | None = Field(
+        default=None,
+        description="Built-in identified (quarantine) store. Default: DATA_DIR/quarantine.",
+    )
+    pipeline_executor: Literal["embedded", "celery", "off"] = Field(
+        default="embedded",
+        description="Who runs pipeline jobs: worker threads in the server, Celery workers "
+        "(`trialpacs worker`), or nobody.",
+    )
+    pipeline_workers: int = Field(default=2, description="Embedded pipeline worker threads.")
+    series_settle_seconds: float = Field(
+        default=10.0, description="A series is complete when no instance arrived for this long."
+    )
+    job_max_attempts: int = Field(default=5, description="Tries before a job needs attention.")
+    job_backoff_seconds: float = Field(
+        default=5.0, description="First retry delay; doubles with each attempt."
+    )
+    job_lease_seconds: float = Field(
+        default=60.0,
+        description="A running job whose worker stopped renewing its lease for this long "
+        "is taken over by another worker (crash recovery).",
+    )
+    celery_broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Celery broker (Redis or RabbitMQ)."
+    )
+    deid_secret: str | None = Field(
+        default=None,
+        description="Secret for pseudonyms, UIDs and date shifts. Default: read from (or "
+        "created in) DATA_DIR/deid.secret. Every worker must share it.",
     )
 
     def resolved_database_url(self) -> str:
@@ -92,6 +131,9 @@ class Settings(BaseSettings):
 
     def resolved_storage_dir(self) -> Path:
         return (self.storage_dir or self.data_dir / "blobs").resolve()
+
+    def resolved_quarantine_dir(self) -> Path:
+        return (self.quarantine_dir or self.data_dir / "quarantine").resolve()
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:

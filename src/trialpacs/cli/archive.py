@@ -96,6 +96,7 @@ def serve(
         base = f"http://{settings.http_host}:{settings.http_port}"
         console.print(f"[green]Demo ready[/green] at {base}/dicomweb")
         console.print(f"Token: [bold]{token}[/bold]", soft_wrap=True)
+        console.print(f"Viewer: {base}/viewer/#token={token}", soft_wrap=True)
         console.print(
             f'Try: curl -H "Authorization: Bearer {token}" {base}/dicomweb/studies',
             soft_wrap=True,

@@ -37,7 +37,32 @@ def dataset_to_json(ds: Dataset, study: str, series: str, sop: str) -> dict[str,
             return f"{base}/bulkdata/{tag:08X}"
         return None
 
-    return fastjson.encode(ds, bulk)
+    attrs = fastjson.encode(ds, bulk)
+    _fix_degenerate_window(ds, attrs)
+    return attrs
+
+
+def _fix_degenerate_window(ds: Dataset, attrs: dict[str, Any]) -> None:
+    """Replace a stored window of width <= 1 with the pixel range, for viewers.
+
+    Some files carry WindowCenter=0/WindowWidth=0; OHIF then shows them black.
+    Only the served metadata changes; the stored instance keeps its bytes.
+    """
+    width = attrs.get("00281051", {}).get("Value")
+    if not width or not isinstance(width[0], int | float) or width[0] > 1:
+        return
+    try:
+        import numpy as np
+        from pydicom.pixels import apply_modality_lut
+
+        values = apply_modality_lut(ds.pixel_array, ds)
+        low, high = float(np.min(values)), float(np.max(values))
+    except Exception:
+        return
+    if high <= low:
+        return
+    attrs["00281050"] = {"vr": "DS", "Value": [round((low + high) / 2, 4)]}
+    attrs["00281051"] = {"vr": "DS", "Value": [round(high - low, 4)]}
 
 
 def dumps(obj: Any) -> bytes:

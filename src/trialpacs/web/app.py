@@ -8,7 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from trialpacs import __version__
 from trialpacs.access.tokens import TokenVerifier
 from trialpacs.archive import Archive
-from trialpacs.web import errors
+from trialpacs.web import errors, viewer
 from trialpacs.web.dicomweb import qido, stow, wado, wado_uri
 
 DICOMWEB_PREFIX = "/dicomweb"
@@ -41,4 +41,5 @@ def create_app(archive: Archive) -> FastAPI:
     for router in (qido.router, stow.router, wado.router, wado_uri.router):
         app.include_router(router, prefix=DICOMWEB_PREFIX, tags=["dicomweb"])
     app.include_router(wado_uri.router, tags=["wado-uri"])
+    app.include_router(viewer.router, tags=["viewer"])
     return app
