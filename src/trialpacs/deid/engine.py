@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from pydicom import config
@@ -294,7 +294,7 @@ class Deidentifier:
         run = _Run(
             amap=p.action_map(iod_kind(ds._dict)),
             shift=shift,
-            terms=terms_from_values((label, value) for _, label, value in originals),
+            terms=_terms(tuple((label, value) for _, label, value in originals)),
             result=result,
         )
         self._walk(ds, run, 0, "")
@@ -396,7 +396,7 @@ class Deidentifier:
                 self._recurse(ds, tag, run, depth, path)
             return
         if action == "Z":
-            ds[tag] = DataElement(tag, vr, b"" if vr in _BINARY_VRS else None)
+            _set(ds, tag, vr, b"" if vr in _BINARY_VRS else None)
         elif action == "U" or (action == "D" and vr == "UI"):
             if vr == "UI":
                 self._map_uid(ds, tag, run)
@@ -412,7 +412,7 @@ class Deidentifier:
 
     def _dummy(self, ds: Dataset, tag: int, vr: str) -> None:
         value = _DUMMY.get(vr.split(" ")[0], "ANONYMIZED")
-        ds[tag] = DataElement(tag, vr.split(" ")[0], value)
+        _set(ds, tag, vr.split(" ")[0], value)
 
     def _map_uid(self, ds: Dataset, tag: int, run: _Run) -> None:
         elem = _raw(ds)[tag]
@@ -427,7 +427,7 @@ class Deidentifier:
         if new != text:
             for old_one, new_one in zip(text.split("\\"), new.split("\\"), strict=False):
                 run.result.uids[old_one] = new_one
-        ds[tag] = DataElement(tag, "UI", new)
+        _set(ds, tag, "UI", new)
 
     def _clean(self, ds: Dataset, tag: int, vr: str, run: _Run, path: str) -> None:
         if vr in ("DA", "DT"):
@@ -440,7 +440,7 @@ class Deidentifier:
             if run.shift is not None:
                 fn = dates.shift_da if vr == "DA" else dates.shift_dt
                 shifted = fn(text, run.shift)
-            ds[tag] = DataElement(tag, vr, shifted if shifted is not None else "")
+            _set(ds, tag, vr, shifted if shifted is not None else "")
             return
         if vr == "TM":
             return  # whole-day shifts leave the time of day as it was
@@ -448,7 +448,7 @@ class Deidentifier:
             raw = _raw(ds)[tag].value
             text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else _str(raw)
             token = keyed_hash(self._ae_key, text.strip("\x00 ")).hex()[:10].upper()
-            ds[tag] = DataElement(tag, "AE", f"AE{token}")
+            _set(ds, tag, "AE", f"AE{token}")
             return
         if vr in TEXT_VRS or vr == "CS" or vr == "PN":
             elem = ds[tag]
@@ -458,7 +458,7 @@ class Deidentifier:
             values = list(value) if isinstance(value, MultiValue | list) else [value]
             cleaned = [self._scrub(str(v), vr, run) for v in values]
             if cleaned != [str(v) for v in values]:
-                ds[tag] = DataElement(tag, vr, cleaned if len(cleaned) > 1 else cleaned[0])
+                _set(ds, tag, vr, cleaned if len(cleaned) > 1 else cleaned[0])
             return
         # Nothing can clean a binary or numeric value of unknown meaning: remove it.
         del _raw(ds)[tag]
@@ -649,10 +649,24 @@ def _code(code: tuple[str, str]) -> Dataset:
     return item
 
 
+@lru_cache(maxsize=1024)
+def _terms(values: tuple[tuple[str, str], ...]) -> list[Term]:
+    """Cached: the instances of a series share their identifying values."""
+    return terms_from_values(values)
+
+
 def _put(d: dict[int, Any], tag: int, vr: str, value: Any) -> None:
     """Set a standard element we generated ourselves: no validation, no keyword lookup."""
     elem = DataElement(tag, vr, value, validation_mode=config.IGNORE)
     d[elem.tag] = elem
+
+
+def _set(ds: Dataset, tag: int, vr: str, value: Any) -> None:
+    """Replace an element with a value the engine made (private ones via pydicom)."""
+    if tag & 0x10000:
+        ds[tag] = DataElement(tag, vr, value, validation_mode=config.IGNORE)
+    else:
+        _put(_raw(ds), tag, vr, value)
 
 
 def _raw(ds: Dataset) -> dict[int, Any]:
