@@ -311,7 +311,7 @@ class OcrPixelCleaner:
                     continue
                 line.append(_Found(0, box, region.text, f"ocr:{decision.reason}", decision.mask))
             _mask_fragments_next_to_masked(line)
-            out += line
+            out += _join_line_pieces(line)
         return out
 
 
@@ -340,6 +340,36 @@ def _mask_fragments_next_to_masked(found: list[_Found]) -> None:
                 f.masked = True
                 f.reason = "ocr:next-to-masked-text"
                 changed = True
+
+
+def _join_line_pieces(found: list[_Found]) -> list[_Found]:
+    """Merge masked pieces of one line into one box, covering the gaps between words.
+
+    The detector splits lines at wide gaps; with tight boxes the gap can
+    keep a sliver of a letter. A masked line is one rectangle.
+    """
+    kept = [f for f in found if not f.masked]
+    pieces = [f for f in found if f.masked]
+    merged = True
+    while merged:
+        merged = False
+        for i, a in enumerate(pieces):
+            for j in range(i + 1, len(pieces)):
+                b = pieces[j]
+                if _same_line_neighbours(a.box, b.box):
+                    texts = [t for t in (a.text, b.text) if t]
+                    pieces[i] = _Found(
+                        a.frame,
+                        a.box.union(b.box),
+                        " ".join(texts) if texts else None,
+                        a.reason if a.reason == b.reason else f"{a.reason}+{b.reason}",
+                    )
+                    del pieces[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return pieces + kept
 
 
 def _near(a: Box, b: Box, tol: int = 3) -> bool:
