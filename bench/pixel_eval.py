@@ -74,8 +74,16 @@ PHI_STRINGS = [
     "PATIENT: DOE, JOHN",
     "Exam 2024-01-17 10:42",
 ]
-PHI_TERMS = ["HARTWELL^JANE^Q", "00456789", "7781234", "19620115", "St. Mary Hospital",
-             "DOE^JOHN", "A20240117", "123 Main St, Springfield"]
+PHI_TERMS = [
+    "HARTWELL^JANE^Q",
+    "00456789",
+    "7781234",
+    "19620115",
+    "St. Mary Hospital",
+    "DOE^JOHN",
+    "A20240117",
+    "123 Main St, Springfield",
+]
 SIZES = [8, 9, 10, 12, 14, 16, 20, 24, 28, 32, 40]
 FONT_FILES = [
     None,  # Pillow's bundled default (Aileron)
@@ -135,15 +143,21 @@ def _dataset(frames: NDArray[Any], photometric: str) -> Dataset:
     return ds
 
 
-def _ink_mask(shape: tuple[int, int], text: str, xy: tuple[int, int], font: Any) -> NDArray[np.bool_]:
+def _ink_mask(
+    shape: tuple[int, int], text: str, xy: tuple[int, int], font: Any
+) -> NDArray[np.bool_]:
     img = Image.new("L", (shape[1], shape[0]), 0)
     ImageDraw.Draw(img).text(xy, text, fill=255, font=font)
     return np.asarray(img) > 96
 
 
 def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int], margin: int = 6) -> bool:
-    return not (a[2] + margin <= b[0] or b[2] + margin <= a[0] or a[3] + margin <= b[1]
-                or b[3] + margin <= a[1])
+    return not (
+        a[2] + margin <= b[0]
+        or b[2] + margin <= a[0]
+        or a[3] + margin <= b[1]
+        or b[3] + margin <= a[1]
+    )
 
 
 def _plant(
@@ -178,8 +192,10 @@ def _plant(
                 y = int(rng.choice([4, rows - th - bbox[1] - 6]))
             elif where == "band":
                 x = int(rng.integers(4, max(5, cols - tw - 6)))
-                y = int(rng.choice([int(rng.integers(2, max(3, rows // 8))),
-                                    int(rng.integers(rows - rows // 8, rows - th - bbox[1] - 2))]))
+                top = int(rng.integers(2, max(3, rows // 8)))
+                low_hi = rows - th - bbox[1] - 2
+                low = int(rng.integers(min(rows - rows // 8, low_hi - 1), low_hi))
+                y = int(rng.choice([top, low]))
             else:
                 x = int(rng.integers(4, max(5, cols - tw - 6)))
                 y = int(rng.integers(rows // 4, max(rows // 4 + 1, 3 * rows // 4)))
@@ -204,8 +220,16 @@ def _plant(
             elif style == "grey":
                 value = lo + 0.6 * (hi - lo) if not color else (150, 150, 150)
             else:
-                value = hi if not color else tuple(int(v) for v in rng.choice(
-                    [(255, 255, 255), (255, 255, 0), (0, 255, 0), (0, 200, 255)]))
+                value = (
+                    hi
+                    if not color
+                    else tuple(
+                        int(v)
+                        for v in rng.choice(
+                            [(255, 255, 255), (255, 255, 0), (0, 255, 0), (0, 200, 255)]
+                        )
+                    )
+                )
             out[ink] = np.asarray(value).astype(out.dtype)
             taken.append(box)
             name = Path(font_path).stem if font_path else "PIL-default"
@@ -216,9 +240,15 @@ def _plant(
 
 def _gray_sources() -> list[tuple[str, NDArray[Any]]]:
     files = [
-        "ct/CT1_UNC.dcm", "ct/CT2_UNC.dcm", "ct/explicit_VR-UN.dcm", "mr-head/MR1_UNC.dcm",
-        "mr-knee/MR3_UNC.dcm", "mr-brain/MR4_UNC.dcm", "mr-abdomen/MR-SIEMENS-DICOM-WithOverlays.dcm",
-        "nm/NM1_UNC.dcm", "mr-shoulder/MR2_UNC.dcm",
+        "ct/CT1_UNC.dcm",
+        "ct/CT2_UNC.dcm",
+        "ct/explicit_VR-UN.dcm",
+        "mr-head/MR1_UNC.dcm",
+        "mr-knee/MR3_UNC.dcm",
+        "mr-brain/MR4_UNC.dcm",
+        "mr-abdomen/MR-SIEMENS-DICOM-WithOverlays.dcm",
+        "nm/NM1_UNC.dcm",
+        "mr-shoulder/MR2_UNC.dcm",
         *[f"mr-brain-series/brain_{i:03d}.dcm" for i in (2, 5, 8, 11, 14, 17, 20)],
         *[f"mr-prostate-adc/{i:06d}.dcm" for i in (1, 5, 9, 13, 17)],
     ]
@@ -267,16 +297,22 @@ def build_cases(quick: bool, seed: int = 20261128) -> tuple[list[Case], Case]:
 
     # A 30-frame RGB cine (ultrasound-like): the brain series, upsampled and
     # played back and forth, with a fixed patient banner and a frame counter.
-    series = [decode(pydicom.dcmread(TESTDATA / "mr-brain-series" / f"brain_{i:03d}.dcm")).frames[0]
-              for i in range(1, 21)]
+    series = [
+        decode(pydicom.dcmread(TESTDATA / "mr-brain-series" / f"brain_{i:03d}.dcm")).frames[0]
+        for i in range(1, 21)
+    ]
     order = list(range(20)) + list(range(18, 8, -1))
     frames = []
     for i in order:
         big = np.kron(series[i], np.ones((2, 2), dtype=series[i].dtype))
         frames.append(_to_rgb8(big))
     cine = np.stack(frames)
-    banner = [("HARTWELL^JANE^Q", (8, 6), 16), ("MRN: 00456789", (8, 28), 14),
-              ("St. Mary Hospital", (330, 6), 16), ("DOB 1962-01-15", (370, 486), 12)]
+    banner = [
+        ("HARTWELL^JANE^Q", (8, 6), 16),
+        ("MRN: 00456789", (8, 28), 14),
+        ("St. Mary Hospital", (330, 6), 16),
+        ("DOB 1962-01-15", (370, 486), 12),
+    ]
     cine_planted: list[Planted] = []
     font = _font(FONT_FILES[1], 16)
     for text, xy, size in banner:
@@ -290,8 +326,15 @@ def build_cases(quick: bool, seed: int = 20261128) -> tuple[list[Case], Case]:
         ink = _ink_mask(cine.shape[1:3], f"FR {f + 1:02d} 12:03:{f:02d}", (8, 490), font)
         ys, xs = np.nonzero(ink)
         cine[f, ink] = (255, 255, 0)
-        cine_planted.append(Planted(f, (int(xs.min()), int(ys.min()), int(xs.max()) + 1,
-                                        int(ys.max()) + 1), 12, "bright", "DejaVuSansMono"))
+        cine_planted.append(
+            Planted(
+                f,
+                (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1),
+                12,
+                "bright",
+                "DejaVuSansMono",
+            )
+        )
     cine_case = Case("cine-30", _dataset(cine, "RGB"), cine.copy(), cine_planted)
     return cases, cine_case
 
@@ -429,32 +472,44 @@ def main() -> int:
     started = time.perf_counter()
     cases, cine = build_cases(args.quick)
     n_boxes = sum(len(c.planted) for c in cases)
-    print(f"labelled set: {len(cases)} single-frame images ({n_boxes} planted boxes, "
-          f"{sum(not c.planted for c in cases)} text-free), cine 30 frames "
-          f"({len(cine.planted)} planted boxes); {os.cpu_count()} CPUs")
+    print(
+        f"labelled set: {len(cases)} single-frame images ({n_boxes} planted boxes, "
+        f"{sum(not c.planted for c in cases)} text-free), cine 30 frames "
+        f"({len(cine.planted)} planted boxes); {os.cpu_count()} CPUs"
+    )
     results = [evaluate(e.strip(), cases, cine) for e in args.engines.split(",") if e.strip()]
     print()
-    header = (f"{'pipeline':<11} {'box rec%':>8} {'pix rec%':>8} {'false%':>7} {'img/s':>6} "
-              f"{'cine box%':>9} {'cine fr/s':>9} {'all-fr box%':>11} {'all fr/s':>8}")
+    header = (
+        f"{'pipeline':<11} {'box rec%':>8} {'pix rec%':>8} {'false%':>7} {'img/s':>6} "
+        f"{'cine box%':>9} {'cine fr/s':>9} {'all-fr box%':>11} {'all fr/s':>8}"
+    )
     print(header)
     print("-" * len(header))
     for r in results:
         s, cs, ca = r["single"], r["cine_sample"], r["cine_all_frames"]
-        print(f"{r['engine']:<11} {s['box_recall_pct']:>8.2f} {s['pixel_recall_pct']:>8.2f} "
-              f"{s['false_masking_pct']:>7.3f} {s['images_per_s']:>6.2f} "
-              f"{cs['box_recall_pct']:>9.2f} {cs['frames_per_s']:>9.2f} "
-              f"{ca['box_recall_pct']:>11.2f} {ca['frames_per_s']:>8.2f}")
+        print(
+            f"{r['engine']:<11} {s['box_recall_pct']:>8.2f} {s['pixel_recall_pct']:>8.2f} "
+            f"{s['false_masking_pct']:>7.3f} {s['images_per_s']:>6.2f} "
+            f"{cs['box_recall_pct']:>9.2f} {cs['frames_per_s']:>9.2f} "
+            f"{ca['box_recall_pct']:>11.2f} {ca['frames_per_s']:>8.2f}"
+        )
     for r in results:
         s = r["single"]
-        print(f"\n{r['engine']}: text-free images with a masked box: {s['text_free_images_touched']}")
+        print(
+            f"\n{r['engine']}: text-free images with a masked box: {s['text_free_images_touched']}"
+        )
         print(f"  recall by size: {s['recall_by_size']}")
         print(f"  recall by ink: {s['recall_by_ink']}")
         if s["misses"]:
             print(f"  missed ({len(s['misses'])} shown): " + "; ".join(s["misses"][:12]))
     if len(results) == 2:
         a, b = results
-        print(f"\nthroughput rapidocr/tesseract: single {a['single']['images_per_s'] / b['single']['images_per_s']:.2f}x, "
-              f"cine {a['cine_sample']['frames_per_s'] / b['cine_sample']['frames_per_s']:.2f}x")
+        single = a["single"]["images_per_s"] / b["single"]["images_per_s"]
+        cine_ratio = a["cine_sample"]["frames_per_s"] / b["cine_sample"]["frames_per_s"]
+        print(
+            f"\nthroughput {a['engine']}/{b['engine']}: single {single:.2f}x, "
+            f"cine {cine_ratio:.2f}x"
+        )
     print(f"\ntotal run time {time.perf_counter() - started:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
