@@ -39,9 +39,11 @@ sys.path.insert(0, str(REPO / "src"))
 from trialpacs.deid import Deidentifier, TrialContext, load_profile  # noqa: E402
 from trialpacs.deid.vault import KeyVault  # noqa: E402
 
-CT_SOURCE = Path(
-    os.environ.get("TRIALPACS_TESTDATA", REPO.parent / "shared" / "testdata")
-) / "ct" / "CT1_UNC.dcm"
+CT_SOURCE = (
+    Path(os.environ.get("TRIALPACS_TESTDATA", REPO.parent / "shared" / "testdata"))
+    / "ct"
+    / "CT1_UNC.dcm"
+)
 
 
 def make_ct(folder: Path, count: int) -> list[Path]:
@@ -179,7 +181,8 @@ def main() -> int:
             print(
                 f"{name:<10} {ours:>8.0f} f/s {theirs:>8.0f} f/s {floor:>8.0f} f/s {ratio:>6.2f}x"
             )
-        print(f"\ngoal >= 2.00x dicognito: {'met' if worst >= 2 else 'NOT met'} (worst {worst:.2f}x)")
+        verdict = "met" if worst >= 2 else "NOT met"
+        print(f"\ngoal >= 2.00x dicognito: {verdict} (worst {worst:.2f}x)")
     return 0
 
 

@@ -296,7 +296,7 @@ MONTHS = (
 )
 
 _STREET = (
-    r"(?:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|"
+    r"(?i:street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|"
     r"terrace|parkway|pkwy|highway|hwy|square|sq)\.?"
 )
 
@@ -324,7 +324,7 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"\b(?:mrn|mr\s?#|mr\s?no|med(?:ical)?\s+rec(?:ord)?(?:\s+(?:no|number|#))?|"
             r"patient\s+id|pid|pt\s+id|acc(?:ession)?(?:\s*(?:no|number|#))?|"
             r"hospital\s+(?:no|number)|ssn|nhs\s*(?:no|number)?|id|record)\.?\s*[:#=]?\s*"
-            r"(?P<x>[A-Z]*\d[A-Z0-9-]{2,})",
+            r"(?P<x>[A-Z]*-?\d[A-Z0-9-]{2,})",
             1,
         ),
         ("ID", r"(?<![\w.])\d{6,}(?![\w.])", 0),
@@ -337,8 +337,7 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("DATE", rf"\b(?:{MONTHS})\.?\s+(?:19|20)\d{{2}}\b", 1),
         ("DATE", rf"\b\d{{1,2}}[-\s](?:{MONTHS})[-\s]\d{{2,4}}\b", 1),
         ("DATE", r"\b(?:dob|d\.o\.b\.|born|birth\s*date)\s*[:]?\s*(?P<x>\S+(?:\s\S+){0,2})", 1),
-        ("ADDRESS", rf"\b\d{{1,5}}\s+(?:[A-Z][a-z]+\.?\s+){{1,3}}{_STREET}(?=\W|$)", 0),
-        ("ADDRESS", rf"\b\d{{1,5}}\s+(?:[A-Z]+\.?\s+){{1,3}}{_STREET.upper()}(?=\W|$)", 0),
+        ("ADDRESS", rf"\b\d{{1,5}}\s+(?:[A-Z][A-Za-z]+\.?\s+){{1,3}}{_STREET}(?=\W|$)", 0),
         ("ADDRESS", r"\b(?:p\.?\s?o\.?\s+box|apt\.?|suite|unit)\s*#?\s*\d+\w*", 1),
         (
             "ADDRESS",
