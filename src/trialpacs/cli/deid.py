@@ -42,7 +42,8 @@ def register(app: typer.Typer) -> None:
         cls=_DefaultRunGroup,
         help=(
             "De-identify DICOM files (PS3.15 Annex E profiles). "
-            "Usage: trialpacs deid SRC... -o OUT [options] | deid verify OUT | deid lookup ID"
+            "Usage: trialpacs deid SRC... -o OUT (options: deid run --help) | "
+            "deid verify OUT | deid lookup ID"
         ),
         no_args_is_help=True,
     )
