@@ -74,7 +74,11 @@ class Settings(BaseSettings):
     )
     dicom_host: str = Field(default="127.0.0.1", description="DICOM bind address.")
     ae_title: str = Field(default="TRIALPACS", description="Our DICOM AE title.")
-    dicom_max_pdu: int = Field(default=0, description="Max PDU size we accept (0: unlimited).")
+    dicom_max_pdu: int = Field(
+        default=16384,
+        description="Max PDU size we accept (0: unlimited). 16384 measured as fast as 128 KiB "
+        "and faster than unlimited for 0.5 MB CT over storescu (docs/dimse.md).",
+    )
     dicom_max_associations: int = Field(default=16, description="Concurrent DICOM associations.")
     dicom_accept_unknown: bool = Field(
         default=False,
