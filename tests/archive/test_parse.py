@@ -124,3 +124,11 @@ def test_deeply_nested_sequences_are_refused() -> None:
     ds.ContentSequence = Sequence([inner])
     with pytest.raises(InvalidInput, match="nested deeper"):
         parse_part10(to_bytes(ds))
+
+
+@pytest.mark.parametrize("into_header", [2, 6])
+def test_cut_inside_last_element_header_is_refused(testdata: Path, into_header: int) -> None:
+    data = (testdata / "mr-brain" / "MR4_UNC.dcm").read_bytes()
+    pixel_tag = data.rfind(b"\xe0\x7f\x10\x00")
+    with pytest.raises(InvalidInput, match="truncated inside an element header"):
+        parse_part10(data[: pixel_tag + into_header])

@@ -78,6 +78,7 @@ def parse_part10(data: bytes, *, max_bytes: int | None = None) -> ParsedInstance
             "encapsulated pixel data is truncated: no sequence delimiter (FFFE,E0DD) at the end"
         )
     check_structure(ds)
+    _check_consumed(ds, zeroed)
     parsed = _identify(ds, str(ts), zeroed)
     media_sop = meta.get("MediaStorageSOPInstanceUID")
     if media_sop and str(media_sop) != parsed.sop_instance_uid:
@@ -139,6 +140,27 @@ def check_structure(ds: Dataset, depth: int = 0) -> None:
         if elem.VR == "SQ":
             for item in elem.value:
                 check_structure(item, depth + 1)
+
+
+def _check_consumed(ds: Dataset, data: bytes) -> None:
+    """Refuse bytes left after the last element (a truncated element header).
+
+    pydicom stops silently when fewer bytes remain than an element header
+    needs, so a file cut inside the header of its last element (typically the
+    pixel data) would otherwise parse as a complete file without pixels.
+    """
+    end = 0
+    for raw in ds._dict.values():
+        if not isinstance(raw, RawDataElement):
+            continue
+        if raw.length == UNDEFINED_LENGTH:
+            return  # sequences and encapsulated pixel data end with a delimiter
+        end = max(end, raw.value_tell + raw.length)
+    if end and end < len(data) and data[end:].strip(b"\x00"):
+        raise InvalidInput(
+            f"{len(data) - end} unreadable byte(s) after the last element "
+            "(the file is truncated inside an element header)"
+        )
 
 
 def _tag(tag: int) -> str:
