@@ -132,3 +132,32 @@ def test_cut_inside_last_element_header_is_refused(testdata: Path, into_header: 
     pixel_tag = data.rfind(b"\xe0\x7f\x10\x00")
     with pytest.raises(InvalidInput, match="truncated inside an element header"):
         parse_part10(data[: pixel_tag + into_header])
+
+
+def test_content_digest_ignores_meta_header_and_trailing_padding(testdata: Path) -> None:
+    import io
+
+    import pydicom
+
+    data = (testdata / "ct" / "CT1_UNC.dcm").read_bytes()
+    ds = pydicom.dcmread(io.BytesIO(data))
+    assert "DataSetTrailingPadding" in ds
+    del ds.DataSetTrailingPadding
+    ds.file_meta.SourceApplicationEntityTitle = "OTHERPACS"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    resent = parse_part10(buf.getvalue())
+    original = parse_part10(data)
+    assert resent.data != original.data
+    assert resent.content_digest() == original.content_digest()
+    changed = make_dataset(value=1)
+    other = make_dataset(
+        sop=changed.SOPInstanceUID,
+        study=changed.StudyInstanceUID,
+        series=changed.SeriesInstanceUID,
+        value=2,
+    )
+    assert (
+        parse_part10(to_bytes(changed)).content_digest()
+        != parse_part10(to_bytes(other)).content_digest()
+    )

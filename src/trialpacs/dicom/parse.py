@@ -9,6 +9,7 @@ preamble is zeroed (CVE-2019-11687) before anything is stored.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 
@@ -46,6 +47,31 @@ class ParsedInstance:
     @property
     def size(self) -> int:
         return len(self.data)
+
+    def content_digest(self) -> str:
+        """SHA-256 of the data set alone: what "the same instance" means on re-send.
+
+        The file meta header (which names the sender and the writing software)
+        and trailing padding (FFFC,FFFC), which senders such as dcmtk drop, are
+        not part of the instance's content, so a PACS re-sending what it sent
+        before is recognised as a duplicate rather than refused as a conflict.
+        """
+        start = _dataset_offset(self.data)
+        end = len(self.data)
+        padding = self.dataset._dict.get(Tag(0xFFFCFFFC))
+        if isinstance(padding, RawDataElement) and padding.value_tell:
+            header = 8 if padding.is_implicit_VR else 12
+            end = min(end, padding.value_tell - header)
+        return hashlib.sha256(memoryview(self.data)[start:end]).hexdigest()
+
+
+def _dataset_offset(data: bytes) -> int:
+    """Where the data set starts: after the preamble, DICM and the meta group."""
+    # (0002,0000) UL group length is the first meta element: tag, 'UL', 2-byte length, value.
+    if data[132:136] == b"\x02\x00\x00\x00" and data[136:138] == b"UL":
+        group_length = int.from_bytes(data[140:144], "little")
+        return 144 + group_length
+    return 132
 
 
 def parse_part10(data: bytes, *, max_bytes: int | None = None) -> ParsedInstance:
