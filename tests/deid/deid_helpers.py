@@ -94,3 +94,62 @@ def ref_item(sop_class: str, sop_instance: str) -> Dataset:
 
 def sequence(*items: Dataset) -> Sequence:
     return Sequence(list(items))
+
+
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
+
+
+def text_image(
+    text: str = "HARTWELL JANE",
+    *,
+    modality: str = "OT",
+    sop_class: str = SECONDARY_CAPTURE,
+    size: int = 256,
+    font_size: int = 18,
+    xy: tuple[int, int] = (8, 8),
+    sop: str = "1.2.826.0.1.3680043.9.1.2.1.1",
+) -> tuple[Dataset, tuple[int, int, int, int]]:
+    """An 8-bit grey image with ``text`` burned into a corner; returns it and the ink box.
+
+    The header is ``base_dataset()``'s (patient HARTWELL^JANE^Q), so the
+    burned-in name is the patient's own.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    ds = base_dataset(sop=sop, pixels=False)
+    ds.SOPClassUID = sop_class
+    ds.Modality = modality
+    ramp = np.linspace(20, 90, size, dtype=np.float64)
+    background = (ramp[None, :] + ramp[:, None] / 2).astype(np.uint8)
+    ink = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(ink).text(xy, text, fill=255, font=ImageFont.load_default(size=font_size))
+    mask = np.asarray(ink) > 0
+    ys, xs = np.nonzero(mask)
+    arr = background.copy()
+    arr[mask] = 250
+    ds.Rows = ds.Columns = size
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = arr.tobytes()
+    ds["PixelData"].VR = "OB"
+    return ds, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+
+
+def to_part10_lossy_j2k(ds: Dataset) -> bytes:
+    """``ds`` compressed as lossy JPEG 2000 (1.2.840.10008.1.2.4.91), as Part 10 bytes."""
+    from pydicom.uid import JPEG2000
+
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.compress(JPEG2000, j2k_cr=[8], generate_instance_uid=False)
+    ds.LossyImageCompression = "01"
+    meta = ds.file_meta
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.preamble = b"\xff" * 128
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()

@@ -237,7 +237,7 @@ class Deidentifier:
     def deidentify_part10(self, data: bytes) -> tuple[bytes, DeidResult]:
         parsed = parse_part10(data)
         result = self.deidentify(parsed.dataset, in_place=True, _meta=False)
-        ts = parsed.transfer_syntax
+        ts = output_transfer_syntax(result.dataset, parsed.transfer_syntax)
         try:
             out = encode_part10(result.dataset, ts)
         except Exception as exc:
@@ -743,6 +743,38 @@ def _over_89(ds: Dataset) -> bool:
         return years is not None and years > 89
     except Exception:
         return False
+
+
+_ENCAPSULATION_ONLY = (0x7FE00001, 0x7FE00002)  # Extended Offset Table (+ Lengths)
+
+
+def output_transfer_syntax(ds: Dataset, arrived_in: str) -> str:
+    """The syntax the de-identified instance must be written in.
+
+    The pixel cleaner may change the encoding (a lossy input is decoded,
+    masked and stored uncompressed) and records that in ``ds.file_meta``;
+    labelling such pixels with the syntax the input arrived in would make
+    the output unreadable. If the syntax changed, the pixel data must have
+    been rewritten: a raw copy of the old bytes under a new label is refused.
+    Elements that only describe encapsulated pixels go when the output is
+    native.
+    """
+    meta = getattr(ds, "file_meta", None)
+    now = meta.get("TransferSyntaxUID") if meta is not None else None
+    ts = str(now).strip("\x00 ") if now else arrived_in
+    if ts == arrived_in:
+        return ts
+    d = _raw(ds)
+    for tag in (0x7FE00010, 0x7FE00008, 0x7FE00009):
+        if isinstance(d.get(tag), RawDataElement):
+            raise DeidError(
+                f"the pixel cleaner changed the transfer syntax from {arrived_in} to {ts} "
+                "but left the pixel data as it was"
+            )
+    if not UID(ts).is_encapsulated:
+        for tag in _ENCAPSULATION_ONLY:
+            d.pop(tag, None)
+    return ts
 
 
 def _has_pixels(ds: Dataset) -> bool:
