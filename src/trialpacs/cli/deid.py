@@ -69,17 +69,28 @@ def run(
     site_name: str = typer.Option("", "--site-name", help="Clinical trial site name."),
     time_point: str = typer.Option("", "--time-point", help="Clinical trial time point ID."),
     no_ner: bool = typer.Option(False, "--no-ner", help="Do not use spaCy NER for free text."),
+    pixel_policy: str | None = typer.Option(
+        None,
+        "--pixel-policy",
+        help=(
+            "Clean Pixel Data: mask-all-text (mask all burned-in text but safe annotations) "
+            "or mask-phi (mask what matches the patient or PHI patterns). "
+            "Default: the profile's pixel_policy."
+        ),
+    ),
 ) -> None:
     from trialpacs.deid.batch import run_batch
     from trialpacs.deid.engine import Deidentifier, TrialContext
     from trialpacs.deid.inputs import iter_inputs
-    from trialpacs.deid.profile import load_profile
+    from trialpacs.deid.pixel_hook import pixel_cleaner_for
+    from trialpacs.deid.profile import PIXEL_POLICIES, load_profile
     from trialpacs.deid.secret import (
         default_secret_path,
         default_vault_path,
         ensure_outside,
         load_or_create_secret,
     )
+    from trialpacs.deid.table import Option
     from trialpacs.deid.vault import KeyVault
 
     secret_path = secret_file or default_secret_path()
@@ -87,6 +98,18 @@ def run(
     try:
         ensure_outside(out, secret_path, vault_path)
         prof = load_profile(profile)
+        if pixel_policy is not None:
+            pixel_policy = pixel_policy.strip().lower()
+            if pixel_policy not in PIXEL_POLICIES:
+                raise InvalidInput(
+                    f"--pixel-policy must be one of {', '.join(PIXEL_POLICIES)}, "
+                    f"not {pixel_policy!r}"
+                )
+            if not prof.has(Option.CLEAN_PIXEL_DATA):
+                raise InvalidInput(
+                    f"--pixel-policy given, but profile {prof.name!r} does not select "
+                    "clean-pixel-data"
+                )
         secret = load_or_create_secret(secret_path)
         kv = KeyVault(vault_path, secret)
     except InvalidInput as exc:
@@ -95,8 +118,11 @@ def run(
         trial_id=trial, site_id=site, sponsor=sponsor, site_name=site_name, time_point_id=time_point
     )
     try:
-        deid = Deidentifier(prof, secret, ctx, kv, use_ner=False if no_ner else None)
-    except InvalidInput as exc:
+        cleaner = pixel_cleaner_for(prof, pixel_policy)
+        deid = Deidentifier(
+            prof, secret, ctx, kv, pixel_cleaner=cleaner, use_ner=False if no_ner else None
+        )
+    except (InvalidInput, ValueError) as exc:
         kv.close()
         raise _fail(str(exc)) from exc
     items = list(iter_inputs(src))
@@ -122,6 +148,8 @@ def run(
     table.add_row("written", str(len(report.written)))
     table.add_row("failed", str(len(report.failed)))
     table.add_row("subjects", ", ".join(sorted(report.subjects)) or "-")
+    if prof.has(Option.CLEAN_PIXEL_DATA):
+        table.add_row("pixel policy", pixel_policy or prof.pixel_policy)
     table.add_row("output", str(out))
     for note, count in report.notes.items():
         table.add_row("note", f"{note} ({count})")

@@ -14,6 +14,7 @@ from trialpacs.deid.pixel_hook import (
     PixelCleaner,
     PixelCleanError,
     PixelCleanReport,
+    pixel_cleaner_for,
 )
 from trialpacs.deid.profile import Profile, load_profile
 from trialpacs.deid.table import Option
@@ -32,4 +33,5 @@ __all__ = [
     "Profile",
     "TrialContext",
     "load_profile",
+    "pixel_cleaner_for",
 ]

@@ -301,14 +301,18 @@ class Deidentifier:
         self._finish(ds, run, subject_id, age_over_89, rebuild_meta)
         if self.pixel_cleaner is not None and _has_pixels(ds):
             phi_terms = [t.text for t in run.terms]
-            report = self.pixel_cleaner.clean(ds, phi_terms)
+            try:
+                report = self.pixel_cleaner.clean(ds, phi_terms)
+            except PixelCleanError:
+                raise
+            except Exception as exc:  # the cleaner's contract is fail-closed: so are we
+                raise PixelCleanError(f"{type(exc).__name__}: {exc}") from exc
             result.pixel = report
             if report.modified:
                 ds.BurnedInAnnotation = "NO"
             if report.scanned or report.modified:
                 self._add_code(ds, Option.CLEAN_PIXEL_DATA)
-            if not report.scanned:
-                result.notes.append(f"pixels not scanned: {report.reason}")
+            result.notes.extend(pixel_notes(report))
         return result
 
     def _walk(self, ds: Dataset, run: _Run, depth: int, path: str) -> None:
@@ -775,6 +779,19 @@ def output_transfer_syntax(ds: Dataset, arrived_in: str) -> str:
         for tag in _ENCAPSULATION_ONLY:
             d.pop(tag, None)
     return ts
+
+
+def pixel_notes(report: PixelCleanReport) -> list[str]:
+    """Short, countable notes for a run summary (no per-file timings or texts)."""
+    head = report.reason.split("; ")[0]
+    for prefix in ("not OCR-scanned: ", "not scanned: ", "scanned: "):
+        if head.startswith(prefix):
+            head = head[len(prefix) :]
+            break
+    notes = [f"pixels OCR-scanned ({head})" if report.scanned else f"pixels not scanned: {head}"]
+    if report.boxes:
+        notes.append("burned-in text masked")
+    return notes
 
 
 def _has_pixels(ds: Dataset) -> bool:

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from pydicom.dataset import Dataset
+
+if TYPE_CHECKING:
+    from trialpacs.deid.profile import Profile
 
 
 @dataclass
@@ -47,3 +50,19 @@ class NoPixelCleaner:
 
     def clean(self, ds: Dataset, phi_terms: Sequence[str]) -> PixelCleanReport:
         return PixelCleanReport(scanned=False, reason="no pixel cleaner configured")
+
+
+def pixel_cleaner_for(profile: Profile, policy: str | None = None) -> PixelCleaner | None:
+    """The OCR cleaner a profile asks for (None without Clean Pixel Data).
+
+    ``policy`` overrides the profile's ``pixel_policy``. Which instances are
+    OCR-scanned is the cleaner's risk decision (``ScanRules``): ordinary
+    CT/MR are not. The OCR models load on the first scan, not here.
+    """
+    from trialpacs.deid.table import Option
+
+    if not profile.has(Option.CLEAN_PIXEL_DATA):
+        return None
+    from trialpacs.deid.pixels import default_cleaner
+
+    return default_cleaner(policy or profile.pixel_policy)

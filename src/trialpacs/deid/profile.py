@@ -22,6 +22,7 @@ from trialpacs.deid.table import TABLE_OPTIONS, Option, Row, load_table
 from trialpacs.errors import InvalidInput
 
 ACTIONS = frozenset({"D", "Z", "X", "K", "C", "U"})
+PIXEL_POLICIES = ("mask-all-text", "mask-phi")  # trialpacs.deid.pixels.POLICIES
 BUILTIN_PROFILES = ("basic", "trial")
 
 # When two selected options disagree on one attribute, the cleaner outcome wins.
@@ -53,6 +54,8 @@ class Profile:
     safe_private: tuple[SafePrivate, ...] = ()
     ner: str = "auto"  # auto: use spaCy when installed; on: require it; off
     replacement: str = "[{label}]"
+    # Clean Pixel Data: what the OCR cleaner masks (docs/pixels.md, "Policies").
+    pixel_policy: str = "mask-all-text"
 
     def __post_init__(self) -> None:
         both = {Option.RETAIN_LONG_FULL_DATES, Option.RETAIN_LONG_MODIFIED_DATES}
@@ -71,6 +74,11 @@ class Profile:
             raise InvalidInput(f"profile {self.name!r}: date_shift_days must be [min, max]")
         if self.ner not in ("auto", "on", "off"):
             raise InvalidInput(f"profile {self.name!r}: ner must be auto, on or off")
+        if self.pixel_policy not in PIXEL_POLICIES:
+            raise InvalidInput(
+                f"profile {self.name!r}: pixel_policy must be one of {', '.join(PIXEL_POLICIES)}, "
+                f"not {self.pixel_policy!r}"
+            )
         try:
             self.subject_id_format.format(site="S", trial="T", n=1, hash="0" * 16)
         except (KeyError, ValueError, IndexError) as exc:
@@ -155,7 +163,7 @@ def profile_from_mapping(data: dict[str, Any], where: str, base: Profile | None 
     known = {
         "name", "extends", "options", "drop_options", "overrides", "keep", "unknown",
         "subject_id_format", "date_shift_days", "cap_age", "safe_private", "ner",
-        "replacement", "description",
+        "replacement", "description", "pixel_policy",
     }  # fmt: skip
     extra = set(data) - known
     if extra:
@@ -194,6 +202,7 @@ def profile_from_mapping(data: dict[str, Any], where: str, base: Profile | None 
             safe_private=tuple(safe),
             ner=str(data.get("ner", p.ner)),
             replacement=str(data.get("replacement", p.replacement)),
+            pixel_policy=str(data.get("pixel_policy", p.pixel_policy)).strip().lower(),
         )
     except (TypeError, IndexError, ValueError) as exc:
         raise InvalidInput(f"{where}: {exc}") from exc
