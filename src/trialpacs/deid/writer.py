@@ -82,6 +82,11 @@ def _text_bytes(vr: str, value: Any, codec: str) -> bytes | None:
 
 def encode_part10(ds: Dataset, transfer_syntax: str) -> bytes:
     """Part 10 bytes with a zero preamble and a fresh meta header."""
+    d: dict[Any, Any] = ds._dict  # type: ignore[assignment]
+    # Command (0000) and file meta (0002) elements have no place in a stored
+    # data set (PS3.10 7.1; the meta header is rebuilt below): never written.
+    for tag in [t for t in d if (t >> 16) in (0x0000, 0x0002)]:
+        del d[tag]
     ts = UID(transfer_syntax)
     implicit = ts.is_implicit_VR
     if (
@@ -90,7 +95,6 @@ def encode_part10(ds: Dataset, transfer_syntax: str) -> bytes:
         or getattr(ds, "original_encoding", (None, None)) != (implicit, True)
     ):
         return write_part10(ds, transfer_syntax)
-    d: dict[Any, Any] = ds._dict  # type: ignore[assignment]
     encodings = ds._character_set
     names = [encodings] if isinstance(encodings, str) else list(encodings)
     codec = _CODECS.get(names[0]) if len(names) == 1 else None
