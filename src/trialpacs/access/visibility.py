@@ -1,0 +1,54 @@
+"""The policy's answer as SQL: which studies a caller may see, for the query layer.
+
+QIDO, WADO and retrieval add this condition to their own statement, so a
+study the caller may not see is simply not found (404, never 403) and
+limit/offset paging counts only visible rows.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, and_, false, or_
+
+from trialpacs.access.policy import Action, Collection, Principal, Resource, visible_scopes
+from trialpacs.index.models import Study
+
+# The index's collection markers (trialpacs.trials) in the policy's terms.
+DB_COLLECTIONS: dict[str, Collection] = {
+    "published": "published",
+    "quarantine": "identified",
+    "unassigned": "identified",
+}
+
+
+def _db_values(collections: frozenset[str]) -> list[str]:
+    return sorted(db for db, policy in DB_COLLECTIONS.items() if policy in collections)
+
+
+def study_condition(principal: Principal, action: Action = "read") -> ColumnElement[bool] | None:
+    """A WHERE condition on ``studies``; None means no restriction at all."""
+    clauses: list[ColumnElement[bool]] = []
+    for scope in visible_scopes(principal, action):
+        conds: list[ColumnElement[bool]] = []
+        if scope.trial is not None:
+            conds.append(Study.trial_id == scope.trial)
+        if scope.site is not None:
+            conds.append(Study.site_id == scope.site)
+        values = _db_values(scope.collections)
+        if len(values) < len(DB_COLLECTIONS):
+            conds.append(Study.collection.in_(values))
+        if not conds:
+            return None
+        clauses.append(and_(*conds))
+    if not clauses:
+        return false()
+    return or_(*clauses) if len(clauses) > 1 else clauses[0]
+
+
+def resource_of(trial_id: str | None, site_id: str | None, collection: str | None) -> Resource:
+    """The policy's view of one study row."""
+    return Resource(
+        kind="image",
+        trial=trial_id,
+        site=site_id,
+        collection=DB_COLLECTIONS.get(collection or "published", "identified"),
+    )

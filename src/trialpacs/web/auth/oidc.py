@@ -1,0 +1,5 @@
+"""oidc sign-in routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""saml sign-in routes."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
