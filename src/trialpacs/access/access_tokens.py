@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 from sqlalchemy import select
@@ -123,3 +124,27 @@ class Signer:
             )
         except (jwt.PyJWTError, ValueError, KeyError, TypeError):
             return None
+
+
+def seal(signer: Signer, typ: str, payload: dict[str, Any], seconds: int) -> str:
+    """A small signed, expiring value (sign-in state kept in a cookie between redirects)."""
+    found = signer.key()
+    assert found is not None
+    kid, secret = found
+    now = int(time.time())
+    claims = {**payload, "typ": typ, "iat": now, "exp": now + seconds, "aud": AUDIENCE}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM, headers={"kid": kid})
+
+
+def unseal(signer: Signer, typ: str, token: str) -> dict[str, Any] | None:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+        found = signer.key(str(kid) if kid else None)
+        if found is None:
+            return None
+        claims: dict[str, Any] = jwt.decode(
+            token, found[1], algorithms=[ALGORITHM], audience=AUDIENCE
+        )
+    except (jwt.PyJWTError, ValueError):
+        return None
+    return claims if claims.get("typ") == typ else None
