@@ -27,6 +27,9 @@ def run(archive: Archive, *, log_level: str = "info") -> None:
             log.warning("DICOM listener unavailable: trialpacs.dimse is not installed")
         else:
             dimse = dimse_server.start(archive)
+    from trialpacs.pipeline import embedded
+
+    pipeline = embedded.start(archive)
     app = create_app(archive)
     config = uvicorn.Config(
         app,
@@ -41,6 +44,8 @@ def run(archive: Archive, *, log_level: str = "info") -> None:
     try:
         uvicorn.Server(config).run()
     finally:
+        if pipeline is not None:
+            pipeline.stop()
         if dimse is not None:
             dimse.stop()
         archive.close()

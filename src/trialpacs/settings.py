@@ -122,6 +122,15 @@ class Settings(BaseSettings):
     celery_broker_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Celery broker (Redis or RabbitMQ)."
     )
+    celery_queue: str = Field(
+        default="trialpacs-pipeline",
+        description="Celery queue of this deployment (one per index database).",
+    )
+    qc_hook: str | None = Field(
+        default=None,
+        description="QC hook run on each de-identified series, as module:attribute "
+        "(default: pass-through).",
+    )
     deid_secret: str | None = Field(
         default=None,
         description="Secret for pseudonyms, UIDs and date shifts. Default: read from (or "

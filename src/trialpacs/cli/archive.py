@@ -109,18 +109,33 @@ def import_cmd(
     data_dir: DataDir = None,
     config: ConfigFile = None,
     database_url: DatabaseUrl = None,
+    trial: Annotated[
+        str | None, typer.Option("--trial", help="Identified data of this trial (with --site).")
+    ] = None,
+    site: Annotated[str | None, typer.Option("--site", help="The sending site.")] = None,
 ) -> None:
     """Import DICOM files, folders and zip archives into the archive.
 
     Every file is validated as it would be over STOW-RS; a summary lists what
     was stored, what was already there and what was refused, and why. Exits
-    with status 1 if anything was refused.
+    with status 1 if anything was refused. With --trial and --site the files
+    are identified data of that site: they go to its quarantine and through
+    the pipeline, never straight to the published archive.
     """
     from trialpacs.ingest.importer import collect, import_items
+    from trialpacs.ingest.store import PUBLISHED, Placement
 
+    if (trial is None) != (site is None):
+        console.print("[red]error:[/red] --trial and --site go together")
+        raise typer.Exit(2)
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     archive = Archive.open(settings)
+    placement: Placement = PUBLISHED
     try:
+        if trial is not None and site is not None:
+            from trialpacs.trials.intake import site_placement
+
+            placement = site_placement(archive, trial, site)
         items = collect(paths, archive)
     except TrialpacsError as exc:
         console.print(f"[red]error:[/red] {exc}")
@@ -134,7 +149,9 @@ def import_cmd(
         disable=not sys.stderr.isatty(),
     ) as progress:
         task = progress.add_task("import", total=len(items))
-        report = import_items(archive, items, lambda _: progress.advance(task))
+        report = import_items(
+            archive, items, lambda _: progress.advance(task), placement=placement
+        )
     archive.close()
     table = Table(title="import summary")
     table.add_column("outcome")
@@ -153,16 +170,29 @@ def import_cmd(
 
 def token_create(
     name: Annotated[str, typer.Option("--name", help="Who or what the token is for.")],
+    role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--role",
+            help="Grant for a new service account: role, role@TRIAL or role@TRIAL/SITE "
+            "(repeatable). Default: administrator (every trial).",
+        ),
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help="What the key may be used for: dicomweb (default), "
+        "workspace, admin, audit (repeatable)."),
+    ] = None,
     data_dir: DataDir = None,
     config: ConfigFile = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Create a bearer token and print it (it is stored only as a hash)."""
-    from trialpacs.access.tokens import create_token
+    """Create a service-account API key and print it (it is stored only as a hash)."""
+    from trialpacs.access.apikeys import DEFAULT_SCOPES, create_key
 
     archive = Archive.open(settings_from(config, data_dir=data_dir, database_url=database_url))
     try:
-        print(create_token(archive.db, name))
+        print(create_key(archive.db, name, grants=role or None, scopes=scope or DEFAULT_SCOPES))
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from trialpacs.cli import archive, deid, dimse
+from trialpacs.cli import archive, deid, dimse, trials
 
 app = typer.Typer(
     name="trialpacs",
@@ -22,6 +22,7 @@ app = typer.Typer(
 archive.register(app)
 deid.register(app)
 dimse.register(app)
+trials.register(app)
 
 
 def main() -> None:

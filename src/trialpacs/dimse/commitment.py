@@ -66,7 +66,9 @@ def check(session: Session, transaction_uid: str, refs: Sequence[Reference]) -> 
     held: dict[str, str] = {}
     uids = [r.sop_instance_uid for r in refs]
     for start in range(0, len(uids), 500):
-        for found in lookup.instances(session, sop_uids=uids[start : start + 500]):
+        # Any collection: an identified instance in quarantine is safely kept too.
+        chunk = uids[start : start + 500]
+        for found in lookup.instances(session, sop_uids=chunk, collection=None):
             held[found.sop_uid] = found.sop_class_uid
     committed: list[Reference] = []
     failed: list[tuple[Reference, int]] = []

@@ -156,7 +156,7 @@ def handle_store(event: Event, ctx: DimseContext) -> Dataset | int:
                 STORE_CLASS_MISMATCH,
                 f"SOPClassUID {parsed.sop_class_uid} differs from the request's {sop_class}",
             )
-        _store(ctx.archive, parsed)
+        _store(ctx.archive, parsed, _placement(event, ctx))
     except InvalidInput as exc:
         log.info("C-STORE %s from %s refused: %s", sop_uid, _peer(event), exc)
         return status(STORE_CANNOT_UNDERSTAND, str(exc))
@@ -169,15 +169,41 @@ def handle_store(event: Event, ctx: DimseContext) -> Dataset | int:
     return SUCCESS
 
 
-def _store(archive: Archive, parsed: Any) -> None:
+def _placement(event: Event, ctx: DimseContext) -> Any:
+    """Trial routing by called AE title and the caller's site (trialpacs.trials.routing)."""
+    from trialpacs.trials.routing import dimse_placement
+
+    requestor = event.assoc.requestor
+    called = requestor.primitive.called_ae_title if requestor.primitive else None
+    return dimse_placement(
+        ctx.archive,
+        str(called or ctx.ae_title).strip(),
+        str(requestor.ae_title or ""),
+        str(requestor.address or ""),
+    )
+
+
+def _series_complete(ctx: DimseContext, sop_uids: list[str]) -> None:
+    """A commitment request means the sender is done: start the pipeline at once."""
+    if not sop_uids:
+        return
+    from trialpacs.pipeline.scheduler import request_now
+
+    try:
+        request_now(ctx.archive, sop_uids)
+    except Exception:  # the settle interval will still pick the series up
+        log.exception("cannot queue committed series for the pipeline")
+
+
+def _store(archive: Archive, parsed: Any, placement: Any) -> None:
     """Through the group committer when the store path has one: concurrent
     associations then share one fsync and one index transaction."""
     try:
         from trialpacs.ingest.commit import committer_for  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        store_parsed(archive, parsed)
+        store_parsed(archive, parsed, placement=placement)
     else:
-        committer_for(archive).store(parsed)
+        committer_for(archive).store(parsed, placement)
 
 
 # -- query -----------------------------------------------------------------------
@@ -306,6 +332,7 @@ def handle_n_action(event: Event, ctx: DimseContext) -> tuple[Dataset | int, Dat
         ), None
     with ctx.archive.db.read() as session:
         result = commitment.check(session, transaction, refs)
+    _series_complete(ctx, [ref.sop_instance_uid for ref in result.committed])
     thread = threading.Thread(
         target=ctx.report_sender,
         args=(known, result),

@@ -37,8 +37,14 @@ def instances(
     study_uids: Sequence[str] | None = None,
     series_uids: Sequence[str] | None = None,
     sop_uids: Sequence[str] | None = None,
+    collection: str | None = "published",
 ) -> list[InstanceRef]:
-    """Instances under the given UIDs, ordered by series then instance number."""
+    """Instances under the given UIDs, ordered by series then instance number.
+
+    Only the published collection unless asked: retrieval never reaches
+    identified data by accident. ``collection=None`` (any collection) is for
+    existence checks such as storage commitment, never for sending bytes.
+    """
     stmt = (
         select(
             Instance.pk,
@@ -54,6 +60,8 @@ def instances(
         .join(Series, Series.pk == Instance.series_pk)
         .join(Study, Study.pk == Instance.study_pk)
     )
+    if collection is not None:
+        stmt = stmt.where(Study.collection == collection)
     if study_uid is not None:
         stmt = stmt.where(Study.study_uid == study_uid)
     if series_uid is not None:
@@ -75,13 +83,14 @@ def metadata_documents(
     study_uid: str,
     series_uid: str | None = None,
     sop_uid: str | None = None,
+    collection: str = "published",
 ) -> Iterator[bytes]:
     """Each matching instance's DICOM JSON object as bytes (placeholder base URL)."""
     stmt = (
         select(Instance.metadata_json)
         .join(Series, Series.pk == Instance.series_pk)
         .join(Study, Study.pk == Instance.study_pk)
-        .where(Study.study_uid == study_uid)
+        .where(Study.study_uid == study_uid, Study.collection == collection)
     )
     if series_uid is not None:
         stmt = stmt.where(Series.series_uid == series_uid)

@@ -77,6 +77,12 @@ class Study(Base):
     num_instances: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # published (served by DICOMweb/DIMSE) | quarantine (identified) | unassigned
+    collection: Mapped[str] = mapped_column(
+        String(16), default="published", server_default="published", index=True
+    )
+    trial_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Series(Base):
@@ -119,6 +125,8 @@ class Instance(Base):
     blob_key: Mapped[str] = mapped_column(String(300))
     metadata_json: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Named storage backend holding the blob; None: the archive's published store.
+    store: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ApiToken(Base):

@@ -147,6 +147,11 @@ class Query:
     include_all: bool = False
     study_uid: str | None = None
     series_uid: str | None = None
+    # Which collection to search: only the published archive unless a caller
+    # that has checked PHI access asks for identified data of one trial/site.
+    collection: str = "published"
+    trial_id: str | None = None
+    site_id: str | None = None
 
     def __post_init__(self) -> None:
         for tag, value in self.matches.items():
@@ -313,10 +318,19 @@ def _range(col: Any, value: str, kind: str) -> ColumnElement[bool]:
     return and_(*conds)
 
 
+def _collection_conditions(query: Query) -> list[ColumnElement[bool]]:
+    conds = [Study.collection == query.collection]
+    if query.trial_id is not None:
+        conds.append(Study.trial_id == query.trial_id)
+    if query.site_id is not None:
+        conds.append(Study.site_id == query.site_id)
+    return conds
+
+
 def _base_select(query: Query) -> Select[Any]:
     stmt: Any
     if query.level == "study":
-        stmt = select(Study)
+        stmt = select(Study).where(*_collection_conditions(query))
         needs_series = any(ATTRS[t].level != "study" for t in query.matches)
         if needs_series:
             stmt = stmt.where(
@@ -324,7 +338,11 @@ def _base_select(query: Query) -> Select[Any]:
             )
         return stmt.where(*_level_conditions(query, "study"))
     if query.level == "series":
-        stmt = select(Series, Study).join(Study, Study.pk == Series.study_pk)
+        stmt = (
+            select(Series, Study)
+            .join(Study, Study.pk == Series.study_pk)
+            .where(*_collection_conditions(query))
+        )
         if query.study_uid:
             stmt = stmt.where(Study.study_uid == query.study_uid)
         return stmt.where(*_level_conditions(query, "study"), *_level_conditions(query, "series"))
@@ -332,6 +350,7 @@ def _base_select(query: Query) -> Select[Any]:
         select(Instance, Series, Study)
         .join(Series, Series.pk == Instance.series_pk)
         .join(Study, Study.pk == Instance.study_pk)
+        .where(*_collection_conditions(query))
     )
     if query.study_uid:
         stmt = stmt.where(Study.study_uid == query.study_uid)

@@ -50,6 +50,12 @@ class NewInstance:
     sha256: str
     blob_key: str
     metadata: bytes
+    # Where it belongs: the collection and trial/site of a new study, and the
+    # named storage backend of the blob (None: the archive's published store).
+    collection: str = "published"
+    trial_id: str | None = None
+    site_id: str | None = None
+    store: str | None = None
 
 
 _FIND = (
@@ -170,6 +176,9 @@ class _Batch:
                     "modalities": "",
                     "created_at": self.now,
                     "updated_at": self.now,
+                    "collection": item.collection,
+                    "trial_id": item.trial_id,
+                    "site_id": item.site_id,
                 },
             )
             if inserted.rowcount:
@@ -219,6 +228,7 @@ class _Batch:
                 "blob_key": item.blob_key,
                 "metadata_json": item.metadata,
                 "created_at": self.now,
+                "store": item.store,
             },
         )
         if not inserted.rowcount:
@@ -240,6 +250,21 @@ class _Batch:
             self.conn.execute(
                 _SET_MODALITIES, {"b_pk": pk, "b_mods": modalities_key(m for m in mods if m)}
             )
+
+
+_PLACEMENTS = select(Study.study_uid, Study.collection, Study.trial_id, Study.site_id).where(
+    Study.study_uid.in_(bindparam("b_uids", expanding=True))
+)
+
+
+def study_placements(
+    session: Session, study_uids: Sequence[str]
+) -> dict[str, tuple[str, str | None, str | None]]:
+    """Collection, trial and site of the studies that exist, by Study Instance UID."""
+    if not study_uids:
+        return {}
+    rows = session.connection().execute(_PLACEMENTS, {"b_uids": list(study_uids)}).all()
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 def insert_instances(session: Session, items: Sequence[NewInstance]) -> list[bool]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from trialpacs.archive import Archive
 from trialpacs.errors import TrialpacsError
 from trialpacs.ingest.sources import SourceItem, ZipLimits, iter_sources
-from trialpacs.ingest.store import StoreOutcome, StoreStatus, store_many
+from trialpacs.ingest.store import PUBLISHED, Placement, StoreOutcome, StoreStatus, store_many
 
 
 @dataclass
@@ -42,6 +42,7 @@ def import_items(
     items: list[SourceItem],
     progress: Callable[[SourceItem], None] | None = None,
     batch_bytes: int = 64 * 1024 * 1024,
+    placement: Placement = PUBLISHED,
 ) -> ImportReport:
     """Store items in batches (one index transaction each), bounded in memory."""
     report = ImportReport()
@@ -50,7 +51,7 @@ def import_items(
 
     def flush() -> None:
         nonlocal size
-        outcomes = store_many(archive, [data for _, data in batch])
+        outcomes = store_many(archive, [data for _, data in batch], placement=placement)
         for (item, _), outcome in zip(batch, outcomes, strict=True):
             _count(report, item, outcome)
             if progress:

@@ -15,7 +15,6 @@ import hashlib
 import logging
 import zlib
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -25,16 +24,35 @@ from trialpacs.dicom.parse import ParsedInstance, parse_part10
 from trialpacs.errors import Conflict, InvalidInput, TrialpacsError
 from trialpacs.index import writer
 from trialpacs.index.records import extract
-from trialpacs.storage import instance_key
+from trialpacs.storage import BlobStore, instance_key
 
 log = logging.getLogger(__name__)
-_PUT_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="blob-put")
 
 
 class StoreStatus(StrEnum):
     STORED = "stored"
     DUPLICATE = "duplicate"  # same UID, same bytes: idempotent success
     REPLACED = "replaced"  # same UID, other bytes, overwrite allowed
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where instances go: the index collection, the trial/site, the blob store.
+
+    The default is the published archive (``archive.store``), which is what a
+    plain STOW-RS, a plain import and the DIMSE default AE store into.
+    Identified data is placed in the ``quarantine`` (or ``unassigned``)
+    collection and in a named backend of its site's region.
+    """
+
+    collection: str = "published"
+    trial_id: str | None = None
+    site_id: str | None = None
+    store_name: str | None = None  # None: archive.store
+    blob_store: BlobStore | None = None
+
+
+PUBLISHED = Placement()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +67,14 @@ class StoreOutcome:
 
 
 def store_bytes(
-    archive: Archive, data: bytes, *, expected_study: str | None = None
+    archive: Archive,
+    data: bytes,
+    *,
+    expected_study: str | None = None,
+    placement: Placement = PUBLISHED,
 ) -> StoreOutcome:
     """Parse and store one Part 10 file; raises InvalidInput or Conflict with a reason."""
-    result = store_many(archive, [data], expected_study=expected_study)[0]
+    result = store_many(archive, [data], expected_study=expected_study, placement=placement)[0]
     if isinstance(result, Exception):
         raise result
     return result
@@ -69,7 +91,11 @@ def parse_checked(archive: Archive, data: bytes, expected_study: str | None) -> 
 
 
 def store_many(
-    archive: Archive, datas: Sequence[bytes], *, expected_study: str | None = None
+    archive: Archive,
+    datas: Sequence[bytes],
+    *,
+    expected_study: str | None = None,
+    placement: Placement = PUBLISHED,
 ) -> list[StoreOutcome | TrialpacsError]:
     """Store each item; a bad item yields its error and never affects the others."""
     results: list[StoreOutcome | TrialpacsError | None] = [None] * len(datas)
@@ -79,34 +105,47 @@ def store_many(
             parsed[i] = parse_checked(archive, data, expected_study)
         except TrialpacsError as exc:
             results[i] = exc
-    for i, outcome in store_parsed_many(archive, parsed).items():
+    for i, outcome in store_parsed_many(archive, parsed, placement=placement).items():
         results[i] = outcome
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
 
 
-def store_parsed(archive: Archive, parsed: ParsedInstance) -> StoreOutcome:
-    result = store_parsed_many(archive, {0: parsed})[0]
+def store_parsed(
+    archive: Archive, parsed: ParsedInstance, *, placement: Placement = PUBLISHED
+) -> StoreOutcome:
+    result = store_parsed_many(archive, {0: parsed}, placement=placement)[0]
     if isinstance(result, Exception):
         raise result
     return result
 
 
 def store_parsed_many(
-    archive: Archive, parsed: dict[int, ParsedInstance]
+    archive: Archive, parsed: dict[int, ParsedInstance], *, placement: Placement = PUBLISHED
 ) -> dict[int, StoreOutcome | TrialpacsError]:
     results: dict[int, StoreOutcome | TrialpacsError] = {}
     if not parsed:
         return results
+    store = placement.blob_store or archive.store
     with archive.db.read() as session:
         existing = writer.find_instances(session, [p.sop_instance_uid for p in parsed.values()])
+        placed = writer.study_placements(session, list({p.study_uid for p in parsed.values()}))
 
     new: dict[int, writer.NewInstance] = {}
     seen: dict[str, int] = {}
     for i, p in parsed.items():
-        item = _new_instance(p)
+        where = placed.get(p.study_uid)
+        here = (placement.collection, placement.trial_id, placement.site_id)
+        if where is not None and where != here:
+            # Identified and published studies never mix, nor do two trials' studies.
+            results[i] = Conflict(
+                f"study {p.study_uid} is already stored elsewhere "
+                f"({_describe_place(*where)}); refusing to add to it from {_describe_place(*here)}"
+            )
+            continue
+        item = _new_instance(p, placement)
         if p.sop_instance_uid in existing:
-            results[i] = _resolve_existing(archive, p, existing[p.sop_instance_uid], item)
+            results[i] = _resolve_existing(archive, store, p, existing[p.sop_instance_uid], item)
         elif p.sop_instance_uid in seen:
             # Twice in one batch: decide against the first copy once it is stored.
             first = new[seen[p.sop_instance_uid]]
@@ -118,14 +157,13 @@ def store_parsed_many(
         return results
 
     keys = [item.blob_key for item in new.values()]
-    blobs = {item.blob_key: parsed[i].data for i, item in new.items()}
-    list(_PUT_POOL.map(lambda key: archive.store.put(key, blobs[key]), keys))
+    store.put_many([(item.blob_key, parsed[i].data) for i, item in new.items()])
     try:
         with archive.db.write() as session:
             inserted = writer.insert_instances(session, list(new.values()))
     except BaseException:
         for key in keys:
-            archive.store.delete(key)
+            store.delete(key)
         raise
     raced = []
     for i, ok in zip(new, inserted, strict=True):
@@ -141,8 +179,8 @@ def store_parsed_many(
         for i in raced:
             other = now[parsed[i].sop_instance_uid]
             if other.blob_key != new[i].blob_key:
-                archive.store.delete(new[i].blob_key)
-            results[i] = _resolve_existing(archive, parsed[i], other, new[i])
+                store.delete(new[i].blob_key)
+            results[i] = _resolve_existing(archive, store, parsed[i], other, new[i])
     for i, p in parsed.items():
         if i not in results:  # pragma: no cover - every branch above sets a result
             results[i] = TrialpacsError(f"{p.sop_instance_uid}: not stored")
@@ -159,8 +197,15 @@ def _same_batch_duplicate(
     )
 
 
+def _describe_place(collection: str, trial: str | None, site: str | None) -> str:
+    if trial:
+        return f"{collection} of trial {trial} site {site}"
+    return f"{collection} archive"
+
+
 def _resolve_existing(
     archive: Archive,
+    store: BlobStore,
     parsed: ParsedInstance,
     existing: writer.StoredInstance,
     item: writer.NewInstance,
@@ -177,18 +222,18 @@ def _resolve_existing(
             f"SOP Instance UID {parsed.sop_instance_uid} is already stored with different "
             "content; refusing to overwrite (set overwrite to allow it)"
         )
-    archive.store.put(item.blob_key, parsed.data)
+    store.put(item.blob_key, parsed.data)
     try:
         with archive.db.write() as session:
             writer.replace_instance(session, existing.pk, item)
     except BaseException:
-        archive.store.delete(item.blob_key)
+        store.delete(item.blob_key)
         raise
-    archive.store.delete(existing.blob_key)
+    store.delete(existing.blob_key)
     return _outcome(parsed, StoreStatus.REPLACED)
 
 
-def _new_instance(p: ParsedInstance) -> writer.NewInstance:
+def _new_instance(p: ParsedInstance, placement: Placement = PUBLISHED) -> writer.NewInstance:
     sha = hashlib.sha256(p.data).hexdigest()
     base = instance_key(p.study_uid, p.series_uid, p.sop_instance_uid)
     attrs = dicomjson.dataset_to_json(p.dataset, p.study_uid, p.series_uid, p.sop_instance_uid)
@@ -202,6 +247,10 @@ def _new_instance(p: ParsedInstance) -> writer.NewInstance:
         sha256=sha,
         blob_key=f"{base[: -len('.dcm')]}.{sha[:16]}.dcm",
         metadata=zlib.compress(dicomjson.dumps(attrs), 1),
+        collection=placement.collection,
+        trial_id=placement.trial_id,
+        site_id=placement.site_id,
+        store=placement.store_name,
     )
 
 
@@ -218,6 +267,8 @@ def _outcome(p: ParsedInstance, status: StoreStatus) -> StoreOutcome:
 
 
 __all__ = [
+    "PUBLISHED",
+    "Placement",
     "StoreOutcome",
     "StoreStatus",
     "parse_checked",

@@ -8,7 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from trialpacs import __version__
 from trialpacs.access.tokens import TokenVerifier
 from trialpacs.archive import Archive
-from trialpacs.web import errors, viewer
+from trialpacs.web import errors, trials, viewer
 from trialpacs.web.dicomweb import qido, stow, wado, wado_uri
 
 DICOMWEB_PREFIX = "/dicomweb"
@@ -37,6 +37,7 @@ def create_app(archive: Archive) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    app.include_router(trials.router)
     # Order matters: QIDO's /studies/{study}/series must win over WADO's /studies/{study}.
     for router in (qido.router, stow.router, wado.router, wado_uri.router):
         app.include_router(router, prefix=DICOMWEB_PREFIX, tags=["dicomweb"])

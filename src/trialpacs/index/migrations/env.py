@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from trialpacs.index.models import Base
+from trialpacs.trials import models as _trial_models  # noqa: F401  (registers the tables)
 
 config = context.config
 target_metadata = Base.metadata

@@ -13,7 +13,7 @@ from trialpacs.archive import Archive
 from trialpacs.dicom.dicomjson import dumps, instance_path
 from trialpacs.dicom.uids import require_uid
 from trialpacs.errors import Conflict, InvalidInput
-from trialpacs.ingest.store import StoreOutcome, store_many
+from trialpacs.ingest.store import PUBLISHED, Placement, StoreOutcome, store_many
 from trialpacs.web.deps import base_url, get_archive, require_identity
 from trialpacs.web.dicomweb.body import read_limited
 from trialpacs.web.errors import UnsupportedMediaType
@@ -51,7 +51,9 @@ async def stow_study(
     return await _stow(request, archive, study)
 
 
-async def _stow(request: Request, archive: Archive, study: str | None) -> Response:
+async def _stow(
+    request: Request, archive: Archive, study: str | None, placement: Placement = PUBLISHED
+) -> Response:
     ctype = request.headers.get("content-type", "")
     media = parse_media_type(ctype)
     if media.type != "multipart/related":
@@ -67,7 +69,7 @@ async def _stow(request: Request, archive: Archive, study: str | None) -> Respon
     parts = split(body, boundary)
     if not parts:
         raise InvalidInput("the multipart body holds no parts")
-    result = await run_in_threadpool(store_parts, archive, parts, study)
+    result = await run_in_threadpool(store_parts, archive, parts, study, placement)
     base = base_url(request)
     payload = response_dataset(result, base, study)
     if not result.failed:
@@ -87,7 +89,9 @@ class StowResult:
         self.failed: list[tuple[str, str, int, str]] = []  # class, instance, reason, text
 
 
-def store_parts(archive: Archive, parts: list[Part], study: str | None) -> StowResult:
+def store_parts(
+    archive: Archive, parts: list[Part], study: str | None, placement: Placement = PUBLISHED
+) -> StowResult:
     """Store each part on its own: one bad part never affects the others."""
     result = StowResult()
     datas: list[bytes] = []
@@ -101,7 +105,7 @@ def store_parts(archive: Archive, parts: list[Part], study: str | None) -> StowR
             continue
         datas.append(part.body)
     try:
-        outcomes = store_many(archive, datas, expected_study=study)
+        outcomes = store_many(archive, datas, expected_study=study, placement=placement)
     except OSError as exc:
         for data in datas:
             sop_class, sop = _peek_uids(data)

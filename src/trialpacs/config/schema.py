@@ -1,0 +1,112 @@
+"""The shape of a configuration file, as pydantic models (``extra`` keys are errors)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegionCfg(_Strict):
+    id: str = Field(min_length=1, max_length=64)
+    description: str = ""
+
+
+class BackendCfg(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    kind: Literal["local", "s3"]
+    region: str
+    purpose: Literal["identified", "deidentified"]
+    path: str | None = None
+    bucket: str | None = None
+    prefix: str | None = None
+    endpoint_url: str | None = None
+    s3_region: str | None = None
+
+    def options(self) -> dict[str, Any]:
+        keys = ("path", "bucket", "prefix", "endpoint_url", "s3_region")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+class ProfileCfg(BaseModel):
+    """A de-identification profile; every key but ``name`` is the deid profile mapping."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1, max_length=64)
+
+    def definition(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class AeCfg(_Strict):
+    ae_title: str = Field(min_length=1, max_length=16)
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+
+class SiteCfg(_Strict):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = ""
+    region: str
+    identified_backend: str | None = None
+    hosts: list[str] = []
+    aes: list[AeCfg] = []
+
+
+class TimePointCfg(_Strict):
+    id: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    modalities: list[str] = []
+    anatomy: list[str] = []
+
+
+class TrialSiteCfg(_Strict):
+    site: str
+    ae_title: str | None = Field(default=None, min_length=1, max_length=16)
+
+
+class TrialCfg(_Strict):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = ""
+    sponsor: str = ""
+    profile: str = "trial"
+    deid_regions: list[str] = []
+    ae_title: str | None = Field(default=None, min_length=1, max_length=16)
+    timepoints: list[TimePointCfg] = []
+    sites: list[TrialSiteCfg] = []
+
+
+class RoleCfg(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    members: list[str] = []
+    trials: list[str] = []
+    phi_sites: list[str] = []
+
+
+class ConfigDoc(_Strict):
+    version: Literal[1] = 1
+    regions: list[RegionCfg] = []
+    storage_backends: list[BackendCfg] = []
+    profiles: list[ProfileCfg] = []
+    sites: list[SiteCfg] = []
+    trials: list[TrialCfg] = []
+    roles: list[RoleCfg] = []
+
+    def normalized(self) -> ConfigDoc:
+        """Order that carries no meaning removed, so equal states compare equal."""
+        doc = self.model_copy(deep=True)
+        doc.regions.sort(key=lambda r: r.id)
+        doc.storage_backends.sort(key=lambda b: b.name)
+        doc.profiles.sort(key=lambda p: p.name)
+        doc.sites.sort(key=lambda s: s.id)
+        for s in doc.sites:
+            s.aes.sort(key=lambda a: a.ae_title)
+        doc.trials.sort(key=lambda t: t.id)
+        for t in doc.trials:
+            t.sites.sort(key=lambda ts: ts.site)
+        doc.roles.sort(key=lambda r: r.name)
+        return doc

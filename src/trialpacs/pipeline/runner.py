@@ -1,0 +1,85 @@
+"""Run one claimed job: the code both executors share.
+
+While the job runs a heartbeat renews its lease; the outcome is written back
+to the job table (done, retry with backoff, or needs attention) and, for a
+series, to its pipeline state, so a person sees why it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+
+from trialpacs.archive import Archive
+from trialpacs.pipeline import jobs
+from trialpacs.pipeline.process import PermanentFailure, mark_attention, process_series
+from trialpacs.pipeline.qc import QcHook, load_hook
+from trialpacs.pipeline.scheduler import SERIES_JOB
+
+log = logging.getLogger(__name__)
+
+
+def worker_name(kind: str) -> str:
+    return f"{kind}:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+_HOOKS: dict[str, QcHook] = {}
+
+
+def hook_for(archive: Archive) -> QcHook:
+    spec = archive.settings.qc_hook or ""
+    hook = _HOOKS.get(spec)
+    if hook is None:
+        hook = _HOOKS[spec] = load_hook(spec or None)
+    return hook
+
+
+def run_claimed(archive: Archive, job: jobs.ClaimedJob, worker: str) -> str:
+    """Run ``job`` (already claimed by ``worker``); returns the state it ends in."""
+    settings = archive.settings
+    lease = settings.job_lease_seconds
+    stop = threading.Event()
+
+    def heartbeat() -> None:
+        while not stop.wait(max(lease / 3, 0.2)):
+            try:
+                if not jobs.renew(archive.db, job.pk, worker, lease):
+                    return
+            except Exception:  # a missed beat only shortens the lease
+                log.exception("lease renewal of job %s failed", job.pk)
+
+    beat = threading.Thread(target=heartbeat, name=f"lease-{job.pk}", daemon=True)
+    beat.start()
+    try:
+        if job.kind != SERIES_JOB:
+            raise PermanentFailure(f"unknown job kind {job.kind!r}")
+        process_series(archive, job.key, hook_for(archive))
+    except PermanentFailure as exc:
+        stop.set()
+        jobs.give_up(archive.db, job.pk, worker, str(exc))
+        mark_attention(archive, job.key, str(exc))
+        log.warning("job %s (%s) needs attention: %s", job.pk, job.key, exc)
+        return jobs.ATTENTION
+    except Exception as exc:
+        stop.set()
+        reason = f"{type(exc).__name__}: {exc}"
+        state = jobs.fail(archive.db, job.pk, worker, reason, settings.job_backoff_seconds)
+        if state == jobs.ATTENTION:
+            mark_attention(archive, job.key, f"after {job.attempts} attempts: {reason}")
+        log.warning("job %s (%s) failed (attempt %d): %s", job.pk, job.key, job.attempts, reason)
+        return state
+    finally:
+        stop.set()
+    jobs.finish(archive.db, job.pk, worker)
+    return jobs.DONE
+
+
+def run_job_number(archive: Archive, job_pk: int, worker: str) -> str | None:
+    """Claim and run the given job if it is still runnable (what a Celery task does)."""
+    job = jobs.claim(archive.db, worker, archive.settings.job_lease_seconds, job_pk)
+    if job is None:
+        return None
+    return run_claimed(archive, job, worker)

@@ -1,0 +1,1 @@
+"""Trials, sites, regions and storage backends: who sends what, and where it may live."""
