@@ -27,7 +27,7 @@ from .decode import DecodedPixels, UnsupportedPixelData, decode
 from .encode import write_pixels
 from .graphics import clean_graphics
 from .layouts import LayoutRules, default_layout_rules
-from .mask import ALL_FRAMES, Box, apply_boxes, mask_value, pad_box, tighten_to_ink
+from .mask import ALL_FRAMES, Box, apply_boxes, mask_value, pad_box, text_extent
 from .ocr import OcrEngine, RapidOcrEngine
 from .policy import PhiMatcher, TextPolicy, make_policy
 from .preprocess import PreprocessOptions, frame_to_views
@@ -291,19 +291,21 @@ class OcrPixelCleaner:
             line: list[_Found] = []
             for region in regions:
                 decision = self.policy.decide(region, phi)
-                x0, y0, x1, y1 = (
-                    tighten_to_ink(view.image, region)
-                    if self.tighten
-                    else (region.x0, region.y0, region.x1, region.y1)
-                )
+                exact = False
+                if self.tighten:
+                    (x0, y0, x1, y1), exact = text_extent(view.image, region)
+                else:
+                    x0, y0, x1, y1 = region.x0, region.y0, region.x1, region.y1
+                # A box fitted to the text pixels needs no margin; a coarse
+                # one gets the padding.
                 box = pad_box(
                     x0,
                     y0,
                     x1,
                     y1,
                     scale=view.scale,
-                    pad=self.pad,
-                    pad_fraction=self.pad_fraction,
+                    pad=0 if exact else self.pad,
+                    pad_fraction=0.0 if exact else self.pad_fraction,
                     rows=rows,
                     cols=cols,
                 )

@@ -18,7 +18,15 @@ from pydicom.dataset import Dataset
 from .decode import DecodedPixels
 from .ocr import TextRegion
 
-__all__ = ["ALL_FRAMES", "Box", "apply_boxes", "mask_value", "pad_box", "tighten_to_ink"]
+__all__ = [
+    "ALL_FRAMES",
+    "Box",
+    "apply_boxes",
+    "mask_value",
+    "pad_box",
+    "text_extent",
+    "tighten_to_ink",
+]
 
 ALL_FRAMES = -1
 """Frame index meaning "this box is masked on every frame" (layouts, cine unions)."""
@@ -92,7 +100,7 @@ def pad_box(
 def tighten_to_ink(
     image: NDArray[np.uint8], region: TextRegion, min_contrast: float = 24.0
 ) -> tuple[int, int, int, int]:
-    """Shrink a detector box to the rows and columns that hold ink.
+    """Shrink a detector box to the rows and columns that hold ink (coarse fallback).
 
     The DB detector grows each box by about a third of the line height on
     every side (its "unclip" step), so masking the raw box blanks a band of
@@ -100,14 +108,13 @@ def tighten_to_ink(
     box's border (its local background), in either direction and in any
     channel. Only empty margins are trimmed: anatomy inside the box counts
     as ink, which errs towards masking more. Boxes with no clear ink are
-    left as they are.
+    left as they are. :func:`text_extent` is the precise version.
     """
     x0, y0, x1, y1 = region.x0, region.y0, region.x1, region.y1
     crop = image[y0:y1, x0:x1].astype(np.int16)
     if crop.shape[0] < 4 or crop.shape[1] < 4:
         return x0, y0, x1, y1
-    ring = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]], axis=0)
-    background = np.median(ring, axis=0)
+    background = np.median(_ring(crop), axis=0)
     deviation = np.abs(crop - background).max(axis=-1)
     contrast = float(np.percentile(deviation, 99))
     if contrast < min_contrast:
@@ -126,6 +133,171 @@ def tighten_to_ink(
     if len(rows) == 0 or len(cols) == 0:
         return x0, y0, x1, y1
     return x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1
+
+
+def _ring(crop: NDArray[np.int16]) -> NDArray[np.int16]:
+    return np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]], axis=0)
+
+
+def _colour_modes(
+    crop: NDArray[np.int16], candidates: NDArray[np.bool_]
+) -> list[NDArray[np.int16]]:
+    """The uniform colours among the ``candidates`` pixels, most frequent first.
+
+    Burned-in text is drawn in one colour per label (two for "Name: VALUE"
+    lines); anatomy spreads over many values, so its most frequent exact
+    colour holds few pixels.
+    """
+    pixels = crop[candidates].astype(np.int64)
+    if len(pixels) == 0:
+        return []
+    packed = (pixels[:, 0] << 16) | (pixels[:, 1] << 8) | pixels[:, 2]
+    values, counts = np.unique(packed, return_counts=True)
+    order = np.argsort(counts, kind="stable")[::-1]
+    top = int(counts[order[0]])
+    modes: list[NDArray[np.int16]] = []
+    for i in order[:12]:
+        if counts[i] < max(4, 0.1 * top) or len(modes) >= 4:
+            break
+        v = int(values[i])
+        colour = np.array([(v >> 16) & 255, (v >> 8) & 255, v & 255], dtype=np.int16)
+        if any(int(np.abs(colour - m).max()) <= 12 for m in modes):
+            continue
+        modes.append(colour)
+    return modes
+
+
+def _runs(indices: NDArray[np.intp], max_gap: int) -> list[tuple[int, int]]:
+    """Group sorted indices into [start, end) runs split at gaps wider than ``max_gap``."""
+    runs: list[tuple[int, int]] = []
+    start = prev = int(indices[0])
+    for i in indices[1:]:
+        i = int(i)
+        if i - prev - 1 > max_gap:
+            runs.append((start, prev + 1))
+            start = i
+        prev = i
+    runs.append((start, prev + 1))
+    return runs
+
+
+def _is_panel(members: NDArray[np.bool_]) -> tuple[int, int, int, int] | None:
+    """The bbox of ``members`` if they form a banner behind the text.
+
+    A banner is a filled rectangle reaching its own edges that spans the
+    detector box's line: most of its width, across its middle row. A dark
+    region of the image beside part of the line is not one.
+    """
+    ys, xs = np.nonzero(members)
+    if len(xs) < 16:
+        return None
+    by0, by1, bx0, bx1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    h, w = members.shape
+    if by1 - by0 < 4 or bx1 - bx0 < max(4, 0.8 * w) or not by0 <= h // 2 < by1:
+        return None
+    sub = members[by0:by1, bx0:bx1]
+    edge = np.concatenate([sub[0], sub[-1], sub[:, 0], sub[:, -1]])
+    if edge.mean() >= 0.85 and sub.mean() >= 0.5:
+        return bx0, by0, bx1, by1
+    return None
+
+
+def _halo(
+    crop: NDArray[np.int16], ink: NDArray[np.bool_], box: list[int], contrast: float
+) -> list[int]:
+    """Grow ``box`` by one pixel on each side where anti-aliased edges of the ink lie outside.
+
+    A halo pixel sits next to ink and differs from the pixel two steps
+    further out (its own local background) by a fifth of the text's contrast
+    or more; smooth anatomy next to the text does not.
+    """
+    x0, y0, x1, y1 = box
+    h, w = ink.shape
+    limit = 0.2 * contrast
+    out = list(box)
+
+    def differs(a: NDArray[np.int16], b: NDArray[np.int16], touching: NDArray[np.bool_]) -> bool:
+        if not touching.any():
+            return False
+        return bool((np.abs(a - b).max(axis=-1)[touching] >= limit).any())
+
+    if x0 >= 2 and differs(crop[y0:y1, x0 - 1], crop[y0:y1, x0 - 2], ink[y0:y1, x0]):
+        out[0] = x0 - 1
+    if x1 + 1 < w and differs(crop[y0:y1, x1], crop[y0:y1, x1 + 1], ink[y0:y1, x1 - 1]):
+        out[2] = x1 + 1
+    if y0 >= 2 and differs(crop[y0 - 1, x0:x1], crop[y0 - 2, x0:x1], ink[y0, x0:x1]):
+        out[1] = y0 - 1
+    if y1 + 1 < h and differs(crop[y1, x0:x1], crop[y1 + 1, x0:x1], ink[y1 - 1, x0:x1]):
+        out[3] = y1 + 1
+    return out
+
+
+def text_extent(
+    image: NDArray[np.uint8],
+    region: TextRegion,
+    min_contrast: float = 24.0,
+    _background: NDArray[np.floating] | None = None,
+) -> tuple[tuple[int, int, int, int], bool]:
+    """The bounding box of the text pixels inside a detector box, and whether it was found.
+
+    Burned-in text is drawn in uniform colours. Inside the detector box the
+    local background is the border's median; the text colours are the
+    frequent exact colours among the pixels clearly unlike it (anatomy
+    spreads over many values); a colour that fills a rectangle reaching its
+    own edges is a banner, and the text is then looked for inside it with the
+    banner as background. The result is the bounding box of the text-colour
+    pixels of the line (plus an anti-aliasing halo where there is one); it
+    needs no further margin. When no text colour stands out, the coarse
+    :func:`tighten_to_ink` box is returned with ``False``, and callers add a
+    margin.
+    """
+    x0, y0, x1, y1 = region.x0, region.y0, region.x1, region.y1
+    crop = image[y0:y1, x0:x1].astype(np.int16)
+    coarse = tighten_to_ink(image, region, min_contrast)
+    if crop.shape[0] < 4 or crop.shape[1] < 4:
+        return coarse, False
+    ring = _ring(crop)
+    background = np.median(ring, axis=0) if _background is None else _background
+    deviation = np.abs(crop - background).max(axis=-1)
+    contrast = float(np.percentile(deviation, 99))
+    if contrast < min_contrast:
+        return coarse, False
+    candidates = deviation >= max(min_contrast / 2, 0.25 * contrast)
+    ink = np.zeros(deviation.shape, dtype=bool)
+    ink_contrast = 0.0
+    for colour in _colour_modes(crop, candidates):
+        distance = np.abs(crop - colour).max(axis=-1)
+        strength = float(np.abs(colour - background).max())
+        members = distance <= max(3.0, 0.12 * strength)
+        if _background is None:
+            panel = _is_panel(members)
+            if panel is not None:
+                px0, py0, px1, py1 = panel
+                inner = TextRegion(x0 + px0, y0 + py0, x0 + px1, y0 + py1)
+                return text_extent(image, inner, min_contrast, colour.astype(np.float64))
+        ring_share = float((np.abs(ring - colour).max(axis=-1) <= max(3.0, 0.12 * strength)).mean())
+        if ring_share >= 0.25:
+            continue  # the box border's own colour: background, not text
+        ink |= members & candidates
+        ink_contrast = max(ink_contrast, strength)
+    if not ink.any():
+        return coarse, False
+    # One line: the rows of the densest run of ink rows; words on the line
+    # may be far apart, stray matching pixels of anatomy far from the rest
+    # are dropped.
+    rows_with = np.nonzero(ink.any(axis=1))[0]
+    row_runs = _runs(rows_with, max(2, crop.shape[0] // 4))
+    ry0, ry1 = max(row_runs, key=lambda r: int(ink[r[0] : r[1]].sum()))
+    line = ink[ry0:ry1]
+    cols_with = np.nonzero(line.any(axis=0))[0]
+    col_runs = _runs(cols_with, max(3, int(1.5 * (ry1 - ry0))))
+    total = int(line.sum())
+    kept = [r for r in col_runs if int(line[:, r[0] : r[1]].sum()) >= max(3, 0.02 * total)]
+    if not kept:
+        return coarse, False
+    box = [kept[0][0], ry0, kept[-1][1], ry1]
+    box = _halo(crop, ink, box, ink_contrast)
+    return (x0 + box[0], y0 + box[1], x0 + box[2], y0 + box[3]), True
 
 
 def _darkest_palette_index(ds: Dataset, frame: NDArray[np.generic]) -> int:
