@@ -92,6 +92,78 @@ class Settings(BaseSettings):
     auth_enabled: bool = Field(
         default=True, description="Require a bearer token on every route but /health."
     )
+    # --- identity and access (trialpacs.access) ---
+    auth_secret: str | None = Field(
+        default=None,
+        description="HMAC key signing access tokens (32+ characters). Default: a random key "
+        "kept in the index, shared by every process of the deployment.",
+    )
+    access_token_minutes: int = Field(default=15, description="Access token lifetime.")
+    session_idle_minutes: int = Field(
+        default=30, description="A session (browser or refresh token) unused this long ends."
+    )
+    session_absolute_hours: int = Field(
+        default=12, description="A session ends this long after sign-in, used or not."
+    )
+    cookie_secure: bool = Field(
+        default=True, description="Mark session cookies Secure (HTTPS only); off only for tests."
+    )
+    local_accounts: bool = Field(default=True, description="Allow local (password) sign-in.")
+    password_min_length: int = Field(default=12, description="Shortest local password.")
+    lockout_threshold: int = Field(
+        default=5, description="Failed sign-ins in a row that lock a local account."
+    )
+    lockout_minutes: int = Field(default=15, description="How long a locked account stays locked.")
+    ldap_url: str | None = Field(
+        default=None, description="LDAP/AD server, e.g. ldaps://dc1.example.org (None: off)."
+    )
+    ldap_bind_dn: str | None = Field(default=None, description="Service account DN for search.")
+    ldap_bind_password: str | None = Field(default=None, description="Its password.")
+    ldap_user_base: str = Field(default="", description="Where users are searched.")
+    ldap_user_filter: str = Field(
+        default="(uid={username})",
+        description="Finds the user; AD: (sAMAccountName={username}). {username} is escaped.",
+    )
+    ldap_disabled_filter: str | None = Field(
+        default=None,
+        description="Matches disabled accounts; AD: "
+        "(userAccountControl:1.2.840.113556.1.4.803:=2).",
+    )
+    ldap_start_tls: bool = Field(default=False, description="Upgrade ldap:// with StartTLS.")
+    ldap_ca_file: str | None = Field(default=None, description="CA bundle for LDAPS/StartTLS.")
+    ldap_group_roles: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Group DN -> grants (role@TRIAL/SITE); nested groups count.",
+    )
+    oidc_issuer: str | None = Field(default=None, description="OIDC issuer URL (None: off).")
+    oidc_client_id: str = Field(default="", description="OIDC client ID.")
+    oidc_client_secret: str = Field(default="", description="OIDC client secret.")
+    oidc_redirect_url: str | None = Field(
+        default=None, description="Our callback, e.g. https://pacs.example/auth/oidc/callback."
+    )
+    oidc_scopes: str = Field(default="openid profile email", description="Requested scopes.")
+    oidc_username_claim: str = Field(default="preferred_username", description="Username claim.")
+    oidc_roles_claim: str = Field(default="groups", description="Claim holding groups/roles.")
+    oidc_claim_roles: dict[str, list[str]] = Field(
+        default_factory=dict, description="Claim value -> grants (role@TRIAL/SITE)."
+    )
+    saml_idp_metadata: str | None = Field(
+        default=None, description="SAML IdP metadata file (None: off)."
+    )
+    saml_sp_entity_id: str | None = Field(default=None, description="Our SAML entity ID.")
+    saml_acs_url: str | None = Field(
+        default=None, description="Our ACS, e.g. https://pacs.example/auth/saml/acs."
+    )
+    saml_sp_key_file: str | None = Field(default=None, description="SP signing key (PEM).")
+    saml_sp_cert_file: str | None = Field(default=None, description="SP certificate (PEM).")
+    saml_username_attribute: str = Field(default="uid", description="Attribute naming the user.")
+    saml_roles_attribute: str = Field(default="groups", description="Attribute holding groups.")
+    saml_attribute_roles: dict[str, list[str]] = Field(
+        default_factory=dict, description="Attribute value -> grants (role@TRIAL/SITE)."
+    )
+    workspace_quota_bytes: int = Field(
+        default=1024**3, description="Largest total size of one user's private workspace."
+    )
     region: str = Field(
         default="local",
         description="Region of this server's own stores (the published store and the "

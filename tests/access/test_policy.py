@@ -1,4 +1,4 @@
-"""The policy module: roles × actions × objects, and its SQL form agreeing with it."""
+"""The policy module: roles, actions and objects, and its SQL form agreeing with it."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ def test_parse_grant_forms() -> None:
     assert parse_grant("reader@T1") == Grant("reader", "T1")
     assert parse_grant("site-coordinator@T1/S1") == Grant("site_coordinator", "T1", "S1")
     assert str(parse_grant("data_manager@T1")) == "data_manager@T1"
+    assert parse_grant(str(Grant("site_coordinator", None, "S1"))) == Grant(
+        "site_coordinator", None, "S1"
+    )
     for bad in ("wizard", "reader@/S1", "site_coordinator@T1", "reader@T 1", "site_pacs"):
         with pytest.raises(ValueError):
             parse_grant(bad)

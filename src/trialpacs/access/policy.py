@@ -80,14 +80,14 @@ class Grant:
 
     def __str__(self) -> str:
         if self.trial is None:
-            return self.role
+            return self.role if self.site is None else f"{self.role}@*/{self.site}"
         if self.site is None:
             return f"{self.role}@{self.trial}"
         return f"{self.role}@{self.trial}/{self.site}"
 
 
 def parse_grant(text: str) -> Grant:
-    """``role``, ``role@TRIAL`` or ``role@TRIAL/SITE`` (``*`` for any trial)."""
+    """``role``, ``role@TRIAL``, ``role@TRIAL/SITE`` or ``role@*/SITE`` (a site in every trial)."""
     role, _, scope = text.strip().partition("@")
     role = role.strip().lower().replace("-", "_")
     if role not in ROLES:
@@ -98,8 +98,8 @@ def parse_grant(text: str) -> Grant:
     for value, what in ((trial_v, "trial"), (site_v, "site")):
         if value is not None and not _NAME_RE.match(value):
             raise ValueError(f"{what} {value!r} must be 1-64 letters, digits, '.', '_' or '-'")
-    if site_v is not None and trial_v is None:
-        raise ValueError("a site is always inside a trial: use role@TRIAL/SITE")
+    if site_v is not None and trial == "":
+        raise ValueError("a site is always inside a trial: use role@TRIAL/SITE or role@*/SITE")
     if role in SITE_BOUND and site_v is None:
         raise ValueError(f"{role} is bound to one site: use {role}@TRIAL/SITE")
     return Grant(role, trial_v, site_v)

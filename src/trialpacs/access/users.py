@@ -13,6 +13,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from trialpacs.access import events
+from trialpacs.access.config_roles import config_grants
 from trialpacs.access.models import ApiKey, AuthSession, RoleGrant, User
 from trialpacs.access.passwords import check_policy, hash_password
 from trialpacs.access.policy import ALL_SCOPES, Grant, Principal, parse_grant
@@ -178,10 +179,11 @@ def principal_for(
     scopes: frozenset[str] = ALL_SCOPES,
     session_id: str | None = None,
 ) -> Principal:
+    grants = set(grants_of(session, user.pk)) | config_grants(session, user.username)
     return Principal(
         subject=user.username,
         kind="service" if user.kind == "service" else "user",
-        grants=grants_of(session, user.pk),
+        grants=tuple(sorted(grants, key=str)),
         scopes=scopes,
         session_id=session_id,
         display_name=user.display_name,

@@ -6,7 +6,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from trialpacs.dicom.dicomjson import BASE_PLACEHOLDER
@@ -38,6 +38,7 @@ def instances(
     series_uids: Sequence[str] | None = None,
     sop_uids: Sequence[str] | None = None,
     collection: str | None = "published",
+    visible: ColumnElement[bool] | None = None,
 ) -> list[InstanceRef]:
     """Instances under the given UIDs, ordered by series then instance number.
 
@@ -62,6 +63,8 @@ def instances(
     )
     if collection is not None:
         stmt = stmt.where(Study.collection == collection)
+    if visible is not None:  # what the caller may see (trialpacs.access.visibility)
+        stmt = stmt.where(visible)
     if study_uid is not None:
         stmt = stmt.where(Study.study_uid == study_uid)
     if series_uid is not None:
@@ -84,6 +87,7 @@ def metadata_documents(
     series_uid: str | None = None,
     sop_uid: str | None = None,
     collection: str = "published",
+    visible: ColumnElement[bool] | None = None,
 ) -> Iterator[bytes]:
     """Each matching instance's DICOM JSON object as bytes (placeholder base URL)."""
     stmt = (
@@ -92,6 +96,8 @@ def metadata_documents(
         .join(Study, Study.pk == Instance.study_pk)
         .where(Study.study_uid == study_uid, Study.collection == collection)
     )
+    if visible is not None:
+        stmt = stmt.where(visible)
     if series_uid is not None:
         stmt = stmt.where(Series.series_uid == series_uid)
     if sop_uid is not None:

@@ -152,6 +152,9 @@ class Query:
     collection: str = "published"
     trial_id: str | None = None
     site_id: str | None = None
+    # Extra condition on studies from trialpacs.access (what the caller may see);
+    # applied in SQL so limit/offset count only visible rows.
+    visible: Any = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         for tag, value in self.matches.items():
@@ -324,6 +327,8 @@ def _collection_conditions(query: Query) -> list[ColumnElement[bool]]:
         conds.append(Study.trial_id == query.trial_id)
     if query.site_id is not None:
         conds.append(Study.site_id == query.site_id)
+    if query.visible is not None:
+        conds.append(query.visible)
     return conds
 
 

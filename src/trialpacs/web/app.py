@@ -6,9 +6,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from trialpacs import __version__
-from trialpacs.access.tokens import TokenVerifier
+from trialpacs.access.authenticator import Authenticator
 from trialpacs.archive import Archive
-from trialpacs.web import errors, trials, viewer
+from trialpacs.web import auth, errors, trials, viewer, workspace
 from trialpacs.web.dicomweb import qido, stow, wado, wado_uri
 
 DICOMWEB_PREFIX = "/dicomweb"
@@ -21,14 +21,14 @@ def create_app(archive: Archive) -> FastAPI:
         description="DICOMweb archive and imaging gateway for clinical trials.",
     )
     app.state.archive = archive
-    app.state.tokens = TokenVerifier(archive.db)
+    app.state.auth = Authenticator(archive.db, archive.settings)
     errors.install(app)
     errors.install_media_errors(app)
     if archive.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=archive.settings.cors_origins,
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Accept"],
             expose_headers=["Warning", "Content-Type", "Content-Length"],
         )
@@ -37,6 +37,8 @@ def create_app(archive: Archive) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    app.include_router(auth.router)
+    app.include_router(workspace.router)
     app.include_router(trials.router)
     # Order matters: QIDO's /studies/{study}/series must win over WADO's /studies/{study}.
     for router in (qido.router, stow.router, wado.router, wado_uri.router):

@@ -14,18 +14,18 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from trialpacs.access.policy import Resource, decide, visible_scopes
 from trialpacs.access.tokens import Identity
 from trialpacs.archive import Archive
 from trialpacs.dicom.dicomjson import dumps
 from trialpacs.errors import NotFound
 from trialpacs.index.qido import Query, search
 from trialpacs.pipeline.status import pipeline_status
-from trialpacs.trials.access import may_see_phi
 from trialpacs.trials.backends import ResidencyViolation
 from trialpacs.trials.intake import site_placement
 from trialpacs.trials.models import QUARANTINE
 from trialpacs.trials.routing import route_trial_site
-from trialpacs.web.deps import get_archive, require_identity
+from trialpacs.web.deps import get_archive, require_action, require_identity
 from trialpacs.web.dicomweb import stow
 
 router = APIRouter()
@@ -39,6 +39,7 @@ async def stow_site(
     archive: Archive = Depends(get_archive),
     identity: Identity = Depends(require_identity),
 ) -> Response:
+    require_action(identity, "store", _identified(trial, site))
     try:
         placement = await run_in_threadpool(site_placement, archive, trial, site)
     except ResidencyViolation as exc:
@@ -56,7 +57,7 @@ async def search_identified(
 ) -> Response:
     def run() -> bytes:
         route_trial_site(archive, trial, site)
-        if not may_see_phi(archive.db, identity.name, trial, site):
+        if not decide(identity, "read", _identified(trial, site)):
             raise NotFound(f"no site {site!r} enrolled in a trial {trial!r}")
         base = Query.from_params(
             "study",
@@ -87,4 +88,10 @@ async def status(
     archive: Archive = Depends(get_archive),
     identity: Identity = Depends(require_identity),
 ) -> dict[str, Any]:
+    if not visible_scopes(identity, "qc"):  # the QC/pipeline view of some trial
+        raise NotFound("not found")
     return await run_in_threadpool(pipeline_status, archive)
+
+
+def _identified(trial: str, site: str) -> Resource:
+    return Resource(kind="image", trial=trial, site=site, collection="identified")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
+from trialpacs.access import models as _access_models  # noqa: F401  (registers the tables)
 from trialpacs.index.models import Base
 from trialpacs.trials import models as _trial_models  # noqa: F401  (registers the tables)
 

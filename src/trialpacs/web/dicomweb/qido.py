@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from trialpacs.access.tokens import Identity
 from trialpacs.archive import Archive
 from trialpacs.dicom.dicomjson import dumps
 from trialpacs.dicom.uids import require_uid
 from trialpacs.index.qido import Level, Query, search
-from trialpacs.web.deps import get_archive, require_identity
+from trialpacs.web.deps import Visible, get_archive, visible_studies
 from trialpacs.web.errors import NotAcceptable
 from trialpacs.web.mediatypes import matches, parse_accept
 
@@ -29,6 +30,7 @@ def _check_accept(request: Request) -> None:
 async def _run(
     request: Request,
     archive: Archive,
+    visible: Visible,
     level: Level,
     study: str | None = None,
     series: str | None = None,
@@ -45,6 +47,7 @@ async def _run(
         series_uid=series,
         max_limit=archive.settings.qido_max_results,
     )
+    query = dataclasses.replace(query, visible=visible)
 
     def run() -> tuple[bytes, bool]:
         with archive.db.read() as session:
@@ -62,27 +65,27 @@ async def _run(
 async def studies(
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _run(request, archive, "study")
+    return await _run(request, archive, visible, "study")
 
 
 @router.get("/series")
 async def all_series(
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _run(request, archive, "series")
+    return await _run(request, archive, visible, "series")
 
 
 @router.get("/instances")
 async def all_instances(
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _run(request, archive, "instance")
+    return await _run(request, archive, visible, "instance")
 
 
 @router.get("/studies/{study}/series")
@@ -90,9 +93,9 @@ async def study_series(
     study: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _run(request, archive, "series", study=study)
+    return await _run(request, archive, visible, "series", study=study)
 
 
 @router.get("/studies/{study}/instances")
@@ -100,9 +103,9 @@ async def study_instances(
     study: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _run(request, archive, "instance", study=study)
+    return await _run(request, archive, visible, "instance", study=study)
 
 
 @router.get("/studies/{study}/series/{series}/instances")
@@ -111,6 +114,6 @@ async def series_instances(
     series: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _run(request, archive, "instance", study=study, series=series)
+    return await _run(request, archive, visible, "instance", study=study, series=series)

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from trialpacs.access.policy import Resource
 from trialpacs.access.tokens import Identity
 from trialpacs.archive import Archive
 from trialpacs.dicom.dicomjson import dumps, instance_path
 from trialpacs.dicom.uids import require_uid
 from trialpacs.errors import Conflict, InvalidInput
 from trialpacs.ingest.store import PUBLISHED, Placement, StoreOutcome, store_many
-from trialpacs.web.deps import base_url, get_archive, require_identity
+from trialpacs.web.deps import base_url, get_archive, require_action, require_identity
 from trialpacs.web.dicomweb.body import read_limited
 from trialpacs.web.errors import UnsupportedMediaType
 from trialpacs.web.mediatypes import parse_media_type
@@ -29,6 +30,8 @@ CANNOT_UNDERSTAND = 0xC000
 OUT_OF_RESOURCES = 0xA700
 STUDY_MISMATCH = 0xA900
 DICOM_JSON = "application/dicom+json"
+# A plain STOW-RS stores into the published archive, outside any trial.
+PUBLISHED_ARCHIVE = Resource(kind="image", collection="published")
 
 
 @router.post("/studies")
@@ -37,6 +40,7 @@ async def stow_studies(
     archive: Archive = Depends(get_archive),
     identity: Identity = Depends(require_identity),
 ) -> Response:
+    require_action(identity, "store", PUBLISHED_ARCHIVE)
     return await _stow(request, archive, None)
 
 
@@ -48,6 +52,7 @@ async def stow_study(
     identity: Identity = Depends(require_identity),
 ) -> Response:
     require_uid(study, "Study Instance UID in the URL")
+    require_action(identity, "store", PUBLISHED_ARCHIVE)
     return await _stow(request, archive, study)
 
 

@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from trialpacs.access.tokens import Identity
 from trialpacs.archive import Archive
 from trialpacs.dicom import frames as frames_mod
 from trialpacs.dicom.render import RenderOptions, parse_viewport, parse_window, render
@@ -23,7 +22,7 @@ from trialpacs.errors import InvalidInput, NotFound
 from trialpacs.index import lookup
 from trialpacs.index.lookup import InstanceRef
 from trialpacs.web import multipart
-from trialpacs.web.deps import base_url, get_archive, require_identity
+from trialpacs.web.deps import Visible, base_url, get_archive, visible_studies
 from trialpacs.web.errors import NotAcceptable
 from trialpacs.web.mediatypes import matches, parse_accept
 
@@ -41,10 +40,14 @@ def _uids(study: str, series: str | None = None, sop: str | None = None) -> None
 
 
 def _find(
-    archive: Archive, study: str, series: str | None = None, sop: str | None = None
+    archive: Archive,
+    visible: Visible,
+    study: str,
+    series: str | None = None,
+    sop: str | None = None,
 ) -> list[InstanceRef]:
     with archive.db.read() as session:
-        refs = lookup.instances(session, study, series, sop)
+        refs = lookup.instances(session, study, series, sop, visible=visible)
     if not refs:
         raise NotFound("no such " + ("instance" if sop else "series" if series else "study"))
     return refs
@@ -118,11 +121,11 @@ async def retrieve_study(
     study: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
     _uids(study)
     choice = choose_dicom(request.headers.get("accept"))
-    refs = await run_in_threadpool(_find, archive, study)
+    refs = await run_in_threadpool(_find, archive, visible, study)
     return _stream_instances(archive, refs, choice)
 
 
@@ -132,11 +135,11 @@ async def retrieve_series(
     series: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
     _uids(study, series)
     choice = choose_dicom(request.headers.get("accept"))
-    refs = await run_in_threadpool(_find, archive, study, series)
+    refs = await run_in_threadpool(_find, archive, visible, study, series)
     return _stream_instances(archive, refs, choice)
 
 
@@ -147,11 +150,11 @@ async def retrieve_instance(
     sop: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
     _uids(study, series, sop)
     choice = choose_dicom(request.headers.get("accept"))
-    refs = await run_in_threadpool(_find, archive, study, series, sop)
+    refs = await run_in_threadpool(_find, archive, visible, study, series, sop)
     return _stream_instances(archive, refs, choice)
 
 
@@ -166,7 +169,12 @@ def _check_json_accept(request: Request) -> None:
 
 
 async def _metadata(
-    request: Request, archive: Archive, study: str, series: str | None, sop: str | None
+    request: Request,
+    archive: Archive,
+    visible: Visible,
+    study: str,
+    series: str | None,
+    sop: str | None,
 ) -> Response:
     _uids(study, series, sop)
     _check_json_accept(request)
@@ -174,7 +182,7 @@ async def _metadata(
 
     def run() -> bytes:
         with archive.db.read() as session:
-            docs = list(lookup.metadata_documents(session, study, series, sop))
+            docs = list(lookup.metadata_documents(session, study, series, sop, visible=visible))
         if not docs:
             raise NotFound("no such " + ("instance" if sop else "series" if series else "study"))
         return lookup.metadata_array(iter(docs), base)
@@ -188,9 +196,9 @@ async def study_metadata(
     study: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _metadata(request, archive, study, None, None)
+    return await _metadata(request, archive, visible, study, None, None)
 
 
 @router.get("/studies/{study}/series/{series}/metadata")
@@ -199,9 +207,9 @@ async def series_metadata(
     series: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _metadata(request, archive, study, series, None)
+    return await _metadata(request, archive, visible, study, series, None)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/metadata")
@@ -211,9 +219,9 @@ async def instance_metadata(
     sop: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _metadata(request, archive, study, series, sop)
+    return await _metadata(request, archive, visible, study, series, sop)
 
 
 # --- frames and bulk data ---------------------------------------------------
@@ -269,13 +277,13 @@ async def retrieve_frames(
     frame_list: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
     _uids(study, series, sop)
     numbers = _frame_numbers(frame_list)
 
     def run() -> tuple[list[frames_mod.Frame], str]:
-        ref = _find(archive, study, series, sop)[0]
+        ref = _find(archive, visible, study, series, sop)[0]
         as_stored = choose_frames(request.headers.get("accept"), ref.transfer_syntax)
         ds = frames_mod.load(archive.store.get(ref.blob_key))
         if as_stored:
@@ -298,7 +306,7 @@ async def retrieve_bulkdata(
     tag: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
     _uids(study, series, sop)
     try:
@@ -309,7 +317,7 @@ async def retrieve_bulkdata(
         raise InvalidInput(f"bulk data tag must be 8 hex digits, got {tag!r}")
 
     def run() -> tuple[bytes, str]:
-        ref = _find(archive, study, series, sop)[0]
+        ref = _find(archive, visible, study, series, sop)[0]
         ds = frames_mod.load(archive.store.get(ref.blob_key))
         if tag_int not in ds:
             raise NotFound(f"the instance has no element {tag.upper()}")
@@ -374,6 +382,7 @@ def _render_ref(archive: Archive, ref: InstanceRef, frame: int, options: RenderO
 async def _rendered(
     request: Request,
     archive: Archive,
+    visible: Visible,
     study: str,
     series: str | None,
     sop: str | None,
@@ -384,7 +393,7 @@ async def _rendered(
     options = _render_options(request, thumbnail)
 
     def run() -> bytes:
-        refs = _find(archive, study, series, sop)
+        refs = _find(archive, visible, study, series, sop)
         image_refs = [r for r in refs if r.number_of_frames is not None or r.sop_class_uid]
         ref = image_refs[len(image_refs) // 2] if sop is None else image_refs[0]
         return _render_ref(archive, ref, frame or 1, options)
@@ -400,9 +409,9 @@ async def rendered_instance(
     sop: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _rendered(request, archive, study, series, sop, None, False)
+    return await _rendered(request, archive, visible, study, series, sop, None, False)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered")
@@ -413,9 +422,9 @@ async def rendered_frame(
     frame: int,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _rendered(request, archive, study, series, sop, frame, False)
+    return await _rendered(request, archive, visible, study, series, sop, frame, False)
 
 
 @router.get("/studies/{study}/series/{series}/rendered")
@@ -424,9 +433,9 @@ async def rendered_series(
     series: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _rendered(request, archive, study, series, None, None, False)
+    return await _rendered(request, archive, visible, study, series, None, None, False)
 
 
 @router.get("/studies/{study}/rendered")
@@ -434,9 +443,9 @@ async def rendered_study(
     study: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _rendered(request, archive, study, None, None, None, False)
+    return await _rendered(request, archive, visible, study, None, None, None, False)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/thumbnail")
@@ -446,9 +455,9 @@ async def thumbnail_instance(
     sop: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _rendered(request, archive, study, series, sop, None, True)
+    return await _rendered(request, archive, visible, study, series, sop, None, True)
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/thumbnail")
@@ -459,9 +468,9 @@ async def thumbnail_frame(
     frame: int,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _rendered(request, archive, study, series, sop, frame, True)
+    return await _rendered(request, archive, visible, study, series, sop, frame, True)
 
 
 @router.get("/studies/{study}/series/{series}/thumbnail")
@@ -470,9 +479,9 @@ async def thumbnail_series(
     series: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _rendered(request, archive, study, series, None, None, True)
+    return await _rendered(request, archive, visible, study, series, None, None, True)
 
 
 @router.get("/studies/{study}/thumbnail")
@@ -480,6 +489,6 @@ async def thumbnail_study(
     study: str,
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
-    return await _rendered(request, archive, study, None, None, None, True)
+    return await _rendered(request, archive, visible, study, None, None, None, True)

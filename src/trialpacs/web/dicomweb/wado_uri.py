@@ -6,7 +6,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from trialpacs.access.tokens import Identity
 from trialpacs.archive import Archive
 from trialpacs.dicom import frames as frames_mod
 from trialpacs.dicom.render import RenderOptions, render
@@ -14,7 +13,7 @@ from trialpacs.dicom.transcode import EXPLICIT_LE, to_explicit_le
 from trialpacs.dicom.uids import require_uid
 from trialpacs.errors import InvalidInput, NotFound
 from trialpacs.index import lookup
-from trialpacs.web.deps import get_archive, require_identity
+from trialpacs.web.deps import Visible, get_archive, visible_studies
 from trialpacs.web.errors import NotAcceptable
 
 router = APIRouter()
@@ -24,7 +23,7 @@ router = APIRouter()
 async def wado_uri(
     request: Request,
     archive: Archive = Depends(get_archive),
-    identity: Identity = Depends(require_identity),
+    visible: Visible = Depends(visible_studies),
 ) -> Response:
     q = request.query_params
     if q.get("requestType") != "WADO":
@@ -47,7 +46,7 @@ async def wado_uri(
 
     def run() -> bytes:
         with archive.db.read() as session:
-            refs = lookup.instances(session, study, series, sop)
+            refs = lookup.instances(session, study, series, sop, visible=visible)
         if not refs:
             raise NotFound("no such instance")
         ref = refs[0]
