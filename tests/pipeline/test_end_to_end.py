@@ -8,7 +8,9 @@ with nothing lost or duplicated.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -92,19 +94,34 @@ def apply_config(data_dir: Path, env: dict[str, str]) -> None:
 
 
 def status(server: LiveServer) -> dict[str, Any]:
-    res = httpx.get(server.url + "/api/pipeline/status", headers=server.headers(), timeout=10)
-    res.raise_for_status()
-    data: dict[str, Any] = res.json()
+    """``trialpacs status --json`` against the server's data directory."""
+    res = subprocess.run(
+        [*trialpacs_cmd(), "status", "--json"], env=server.env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    data: dict[str, Any] = json.loads(res.stdout)
     return data
+
+
+def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Read the SQLite index directly (WAL allows it next to the server)."""
+    with contextlib.closing(sqlite3.connect(data_dir / "index.sqlite3", timeout=10)) as db:
+        return db.execute(sql).fetchall()
+
+
+def published_count(server: LiveServer) -> int:
+    h = {**server.headers(), "Accept": "application/dicom+json"}
+    res = httpx.get(server.dicomweb + "/instances", headers=h, timeout=10)
+    res.raise_for_status()
+    return len(res.json())
 
 
 def wait_published(server: LiveServer, n: int, timeout: float = 120) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
-        rows = status(server)["trials"]
-        if rows and rows[0]["published_instances"] >= n and rows[0]["in_progress_series"] == 0:
+        if published_count(server) >= n:
             return time.monotonic() - start
-        time.sleep(0.2)
+        time.sleep(0.1)
     raise AssertionError(f"not published within {timeout}s: {status(server)}")
 
 
@@ -169,6 +186,10 @@ def test_storescu_to_trial_ae_publishes_deidentified(tmp_path: Path, executor: s
             storescu(server, tmp_path / "in")
             seconds = wait_published(server, 12, timeout=60)
             check_published(server, study, 12)
+            deadline = time.monotonic() + 20
+            while query(data_dir, "SELECT state FROM jobs") != [("done",)]:
+                assert time.monotonic() < deadline, status(server)
+                time.sleep(0.2)
             row = status(server)["trials"][0]
             assert row["received_instances"] == 12 and row["needs_attention_series"] == 0
     assert seconds < 30
@@ -188,7 +209,7 @@ def test_sigkill_mid_job_resumes_without_loss_or_duplicates(tmp_path: Path) -> N
     with live_server(data_dir, env, dicom=True) as server:
         storescu(server, tmp_path / "in")
         deadline = time.monotonic() + 60
-        while status(server)["jobs"]["running"] != 1:
+        while query(data_dir, "SELECT state FROM jobs") != [("running",)]:
             assert time.monotonic() < deadline, status(server)
             time.sleep(0.1)
         time.sleep(1.0)  # de-identified and verified, now in the (slow) QC step
@@ -197,15 +218,18 @@ def test_sigkill_mid_job_resumes_without_loss_or_duplicates(tmp_path: Path) -> N
     with live_server(data_dir, env, dicom=True) as server:
         wait_published(server, 20, timeout=90)
         check_published(server, study, 20)
+        deadline = time.monotonic() + 20
+        while query(data_dir, "SELECT state FROM jobs") != [("done",)]:
+            assert time.monotonic() < deadline, status(server)
+            time.sleep(0.2)
         st = status(server)
         assert st["jobs"]["done"] == 1 and st["jobs"]["needs_attention"] == 0
-    import sqlite3
-
-    with contextlib.closing(sqlite3.connect(data_dir / "index.sqlite3")) as db:
-        ((attempts,),) = db.execute("SELECT attempts FROM jobs").fetchall()
-        counts = db.execute(
-            "SELECT collection, COUNT(*) FROM instances JOIN studies "
-            "ON studies.pk = instances.study_pk GROUP BY collection ORDER BY collection"
-        ).fetchall()
+        assert st["trials"][0]["published_series"] == 1
+    ((attempts,),) = query(data_dir, "SELECT attempts FROM jobs")
+    counts = query(
+        data_dir,
+        "SELECT collection, COUNT(*) FROM instances JOIN studies "
+        "ON studies.pk = instances.study_pk GROUP BY collection ORDER BY collection",
+    )
     assert attempts == 2  # the killed run, then the resumed one
     assert counts == [("published", 20), ("quarantine", 20)]
