@@ -27,7 +27,7 @@ from .decode import DecodedPixels, UnsupportedPixelData, decode
 from .encode import write_pixels
 from .graphics import clean_graphics
 from .layouts import LayoutRules, default_layout_rules
-from .mask import ALL_FRAMES, Box, apply_boxes, mask_value, pad_box, text_extent
+from .mask import ALL_FRAMES, Box, apply_boxes, extend_along_line, mask_value, pad_box, text_extent
 from .ocr import OcrEngine, RapidOcrEngine
 from .policy import PhiMatcher, TextPolicy, make_policy
 from .preprocess import PreprocessOptions, frame_to_views
@@ -293,7 +293,9 @@ class OcrPixelCleaner:
                 decision = self.policy.decide(region, phi)
                 exact = False
                 if self.tighten:
-                    (x0, y0, x1, y1), exact = text_extent(view.image, region)
+                    fit = text_extent(view.image, region)
+                    exact = fit.exact
+                    x0, y0, x1, y1 = extend_along_line(view.image, fit)
                 else:
                     x0, y0, x1, y1 = region.x0, region.y0, region.x1, region.y1
                 # A box fitted to the text pixels needs no margin; a coarse

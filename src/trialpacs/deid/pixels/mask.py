@@ -21,7 +21,9 @@ from .ocr import TextRegion
 __all__ = [
     "ALL_FRAMES",
     "Box",
+    "TextFit",
     "apply_boxes",
+    "extend_along_line",
     "mask_value",
     "pad_box",
     "text_extent",
@@ -163,6 +165,13 @@ def _colour_modes(
         colour = np.array([(v >> 16) & 255, (v >> 8) & 255, v & 255], dtype=np.int16)
         if any(int(np.abs(colour - m).max()) <= 12 for m in modes):
             continue
+        # A drawn colour is a peak: many pixels of exactly this value and
+        # few of the values around it. Smooth anatomy has as many pixels of
+        # the neighbouring values.
+        distance = np.abs(crop - colour).max(axis=-1)
+        around = int(((distance >= 2) & (distance <= 8)).sum())
+        if counts[i] < 0.5 * around:
+            continue
         modes.append(colour)
     return modes
 
@@ -232,12 +241,25 @@ def _halo(
     return out
 
 
+@dataclass(frozen=True)
+class TextFit:
+    """Where the text of one detector box is: ``box`` (x0, y0, x1, y1) in view pixels.
+
+    ``exact``: the box was fitted to text-colour pixels (no margin needed);
+    ``colours``: the text colours found (RGB of the view).
+    """
+
+    box: tuple[int, int, int, int]
+    exact: bool
+    colours: tuple[tuple[int, int, int], ...] = ()
+
+
 def text_extent(
     image: NDArray[np.uint8],
     region: TextRegion,
     min_contrast: float = 24.0,
     _background: NDArray[np.floating] | None = None,
-) -> tuple[tuple[int, int, int, int], bool]:
+) -> TextFit:
     """The bounding box of the text pixels inside a detector box, and whether it was found.
 
     Burned-in text is drawn in uniform colours. Inside the detector box the
@@ -255,16 +277,19 @@ def text_extent(
     crop = image[y0:y1, x0:x1].astype(np.int16)
     coarse = tighten_to_ink(image, region, min_contrast)
     if crop.shape[0] < 4 or crop.shape[1] < 4:
-        return coarse, False
+        return TextFit(coarse, False)
     ring = _ring(crop)
     background = np.median(ring, axis=0) if _background is None else _background
     deviation = np.abs(crop - background).max(axis=-1)
     contrast = float(np.percentile(deviation, 99))
     if contrast < min_contrast:
-        return coarse, False
-    candidates = deviation >= max(min_contrast / 2, 0.25 * contrast)
+        return TextFit(coarse, False)
+    # Faint text over busy anatomy can differ from its surroundings less
+    # than the anatomy does: every pixel unlike the border may hold a colour.
+    candidates = deviation >= min_contrast / 3
     ink = np.zeros(deviation.shape, dtype=bool)
     ink_contrast = 0.0
+    colours: list[tuple[int, int, int]] = []
     for colour in _colour_modes(crop, candidates):
         distance = np.abs(crop - colour).max(axis=-1)
         strength = float(np.abs(colour - background).max())
@@ -280,8 +305,9 @@ def text_extent(
             continue  # the box border's own colour: background, not text
         ink |= members & candidates
         ink_contrast = max(ink_contrast, strength)
+        colours.append((int(colour[0]), int(colour[1]), int(colour[2])))
     if not ink.any():
-        return coarse, False
+        return TextFit(coarse, False)
     # One line: the rows of the densest run of ink rows; words on the line
     # may be far apart, stray matching pixels of anatomy far from the rest
     # are dropped.
@@ -294,10 +320,50 @@ def text_extent(
     total = int(line.sum())
     kept = [r for r in col_runs if int(line[:, r[0] : r[1]].sum()) >= max(3, 0.02 * total)]
     if not kept:
-        return coarse, False
+        return TextFit(coarse, False)
     box = [kept[0][0], ry0, kept[-1][1], ry1]
     box = _halo(crop, ink, box, ink_contrast)
-    return (x0 + box[0], y0 + box[1], x0 + box[2], y0 + box[3]), True
+    return TextFit((x0 + box[0], y0 + box[1], x0 + box[2], y0 + box[3]), True, tuple(colours))
+
+
+def extend_along_line(image: NDArray[np.uint8], fit: TextFit) -> tuple[int, int, int, int]:
+    """Follow a fitted line left and right beyond its detector box.
+
+    Detectors lose the ends of lines over anatomy and split long lines at
+    wide gaps, leaving pieces unfound. The text continues in the same rows
+    and colours: columns next to the box holding text-colour pixels inside
+    the line's rows (and fewer just above and below it, which tells a line
+    from a region of that colour) are taken in, across gaps up to one and a
+    half line heights.
+    """
+    x0, y0, x1, y1 = fit.box
+    if not fit.exact or not fit.colours:
+        return fit.box
+    rows, cols = image.shape[:2]
+    h = y1 - y0
+    top, bottom = max(0, y0 - h), min(rows, y1 + h)
+    strip = image[top:bottom].astype(np.int16)
+    ink = np.zeros(strip.shape[:2], dtype=bool)
+    for c in fit.colours:
+        colour = np.asarray(c, dtype=np.int16)
+        ink |= np.abs(strip - colour).max(axis=-1) <= 3
+    inside = ink[y0 - top : y1 - top].sum(axis=0)
+    outside = ink[: y0 - top].sum(axis=0) + ink[y1 - top :].sum(axis=0)
+    line_col = (inside >= 1) & (outside * 2 < inside)
+    max_gap = max(3, int(1.5 * h))
+
+    def walk(start: int, step: int, stop: int) -> int:
+        last = start - step
+        x = start
+        while x != stop and abs(x - last) - 1 <= max_gap:
+            if line_col[x]:
+                last = x
+            x += step
+        return last
+
+    new_x1 = walk(x1, 1, cols) + 1
+    new_x0 = walk(x0 - 1, -1, -1)
+    return min(x0, new_x0), y0, max(x1, new_x1), y1
 
 
 def _darkest_palette_index(ds: Dataset, frame: NDArray[np.generic]) -> int:
