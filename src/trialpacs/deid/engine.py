@@ -27,7 +27,7 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 from pydicom.uid import UID
 
 import trialpacs
@@ -35,6 +35,7 @@ from trialpacs.deid import dates
 from trialpacs.deid.freetext import PhiDetector, Term, terms_from_values
 from trialpacs.deid.iod import iod_kind
 from trialpacs.deid.keys import derive, keyed_hash
+from trialpacs.deid.part10 import read_part10
 from trialpacs.deid.pixel_hook import (
     NoPixelCleaner,
     PixelCleaner,
@@ -52,7 +53,6 @@ from trialpacs.deid.pseudonyms import (
 from trialpacs.deid.table import BASIC_CODE, TABLE_OPTIONS, Option
 from trialpacs.deid.uids import CLASS_UID_TAGS, UidMapper
 from trialpacs.deid.writer import encode_part10
-from trialpacs.dicom.parse import parse_part10
 from trialpacs.errors import InvalidInput
 
 _DICT_VR: dict[int, str] = {tag: entry[0] for tag, entry in DicomDictionary.items()}
@@ -172,10 +172,15 @@ class DeidError(InvalidInput):
 class _Run:
     amap: dict[int, str]
     shift: int | None
-    terms: list[Term]
+    term_values: tuple[tuple[str, str], ...]
     result: DeidResult
+    codec: str | None = None  # the top level's character set, when a plain codec
     detector: PhiDetector | None = None
     elements: int = 0
+
+    @property
+    def terms(self) -> list[Term]:
+        return _terms(self.term_values)
 
 
 class Deidentifier:
@@ -235,21 +240,23 @@ class Deidentifier:
         return self.deidentify_part10(data)[0]
 
     def deidentify_part10(self, data: bytes) -> tuple[bytes, DeidResult]:
-        parsed = parse_part10(data)
-        result = self.deidentify(parsed.dataset, in_place=True, _meta=False)
-        ts = output_transfer_syntax(result.dataset, parsed.transfer_syntax)
+        dataset, arrived_in = read_part10(data)
+        result = self.deidentify(dataset, in_place=True, _meta=False, _ts=arrived_in)
+        ts = output_transfer_syntax(result.dataset, arrived_in)
         try:
             out = encode_part10(result.dataset, ts)
         except Exception as exc:
             raise DeidError(f"cannot write the de-identified instance: {exc}") from exc
         return out, result
 
-    def deidentify(self, ds: Dataset, *, in_place: bool = False, _meta: bool = True) -> DeidResult:
+    def deidentify(
+        self, ds: Dataset, *, in_place: bool = False, _meta: bool = True, _ts: str = ""
+    ) -> DeidResult:
         """De-identify ``ds``; a copy unless ``in_place`` (the fast path for bytes)."""
         if not in_place:
             ds = copy.deepcopy(ds)
         try:
-            return self._deidentify(ds, _meta)
+            return self._deidentify(ds, _meta, _ts)
         except (DeidError, PixelCleanError):
             raise
         except InvalidInput as exc:
@@ -261,7 +268,7 @@ class Deidentifier:
 
     # ------------------------------------------------------------------ core
 
-    def _deidentify(self, ds: Dataset, rebuild_meta: bool) -> DeidResult:
+    def _deidentify(self, ds: Dataset, rebuild_meta: bool, ts: str = "") -> DeidResult:
         p = self.profile
         originals = _phi_values(ds)
         identity = subject_identity(ds)
@@ -294,12 +301,17 @@ class Deidentifier:
         run = _Run(
             amap=p.action_map(iod_kind(ds._dict)),
             shift=shift,
-            terms=_terms(tuple((label, value) for _, label, value in originals)),
+            term_values=tuple((label, value) for _, label, value in originals),
             result=result,
+            codec=_codec(ds),
         )
         self._walk(ds, run, 0, "")
         self._finish(ds, run, subject_id, age_over_89, rebuild_meta)
         if self.pixel_cleaner is not None and _has_pixels(ds):
+            needs_meta = not isinstance(self.pixel_cleaner, NoPixelCleaner)
+            if needs_meta and ts and getattr(ds, "file_meta", None) is None:
+                ds.file_meta = FileMetaDataset()  # cleaners read (and may change) the syntax
+                ds.file_meta.TransferSyntaxUID = UID(ts)
             phi_terms = [t.text for t in run.terms]
             try:
                 report = self.pixel_cleaner.clean(ds, phi_terms)
@@ -326,15 +338,18 @@ class Deidentifier:
         run.elements += len(tags)
         if run.elements > self.limits.max_elements:
             raise DeidError(f"more than {self.limits.max_elements} elements: refusing")
-        for tag in tags:
+        for tag in tags:  # pydicom's BaseTag: exact lookups in d, plain ints elsewhere
             if tag & 0x10000:
                 has_private = True
                 continue
-            action = amap.get(tag)
+            t = int(tag)  # BaseTag.__eq__ is Python code: int keys hash and compare in C
+            action = amap.get(t)
             if action is None:
-                action = self._unknown_action(tag)
+                action = self._unknown_action(t)
             elem = d[tag]
-            vr = _DICT_VR.get(tag) or elem.VR or "UN"
+            if elem.VR == "UN" and isinstance(elem, RawDataElement):
+                elem = _known_vr(d, tag, elem)
+            vr = _DICT_VR.get(t) or elem.VR or "UN"
             if elem.VR == "SQ" or (vr == "SQ" and elem.VR in (None, "UN")):
                 vr = "SQ"
             actions[action] += 1
@@ -455,13 +470,12 @@ class Deidentifier:
             _set(ds, tag, "AE", f"AE{token}")
             return
         if vr in TEXT_VRS or vr == "CS" or vr == "PN":
-            elem = ds[tag]
-            value = elem.value
-            if value is None or value == "":
+            # Items inherit their parent's character set: decoded by pydicom there.
+            values = _text_values(ds, tag, vr, None if path else run.codec)
+            if not values:
                 return
-            values = list(value) if isinstance(value, MultiValue | list) else [value]
-            cleaned = [self._scrub(str(v), vr, run) for v in values]
-            if cleaned != [str(v) for v in values]:
+            cleaned = [self._scrub(v, vr, run) for v in values]
+            if cleaned != values:
                 _set(ds, tag, vr, cleaned if len(cleaned) > 1 else cleaned[0])
             return
         # Nothing can clean a binary or numeric value of unknown meaning: remove it.
@@ -469,9 +483,9 @@ class Deidentifier:
 
     def _scrub(self, text: str, vr: str, run: _Run) -> str:
         if run.detector is None:
-            run.detector = PhiDetector(run.terms, use_ner=self.use_ner)
+            run.detector = _detector(run.term_values, self.use_ner)
         if vr in ("CS", "PN"):
-            return "" if run.detector.find(text) else text
+            return "" if run.detector.find(text, ner=vr == "PN") else text
         out = run.detector.scrub(text, self.profile.replacement)
         limit = _MAX_LEN.get(vr)
         return out[:limit] if limit else out
@@ -537,8 +551,11 @@ class Deidentifier:
     ) -> None:
         p = self.profile
         d = _raw(ds)
-        for tag, vr, value in self._fixed:
-            _put(d, tag, vr, value)
+        for tag, vr, value, prebuilt in self._fixed_elements:
+            if prebuilt is not None:
+                d[prebuilt.tag] = prebuilt  # immutable: shared by every output
+            else:
+                _put(d, tag, vr, value)
         _put(d, 0x00100010, "PN", subject_id)
         _put(d, 0x00100020, "LO", subject_id)
         _put(d, 0x00120040, "LO", subject_id)  # Clinical Trial Subject ID
@@ -548,7 +565,7 @@ class Deidentifier:
             if 0x00100030 in d:
                 _put(d, 0x00100030, "DA", "")
         elif p.cap_age and 0x00101010 in d:
-            age = _str(ds[0x00101010].value)
+            age = _plain(ds, 0x00101010)
             capped = dates.cap_age(age)
             if capped != age:
                 _put(d, 0x00101010, "AS", capped)
@@ -559,8 +576,8 @@ class Deidentifier:
         else:
             ds.DeidentificationMethodCodeSequence = Sequence([_code(c) for c in self._codes])
         ds.preamble = b"\x00" * 128
-        sop = ds.get("SOPInstanceUID")
         if rebuild_meta and getattr(ds, "file_meta", None) is not None:
+            sop = ds.get("SOPInstanceUID")
             meta = FileMetaDataset()
             meta.MediaStorageSOPClassUID = UID(str(ds.get("SOPClassUID", "")))
             meta.MediaStorageSOPInstanceUID = UID(str(sop or ""))
@@ -602,6 +619,18 @@ class Deidentifier:
         else:
             marker = "REMOVED"
         out.append((0x00280303, "CS", marker))  # Longitudinal Temporal Information Modified
+        return out
+
+    @cached_property
+    def _fixed_elements(self) -> list[tuple[int, str, Any, RawDataElement | None]]:
+        out: list[tuple[int, str, Any, RawDataElement | None]] = []
+        for tag, vr, value in self._fixed:
+            data = _raw_bytes(vr, value)
+            elem = None
+            if data is not None:
+                t = BaseTag(tag)
+                elem = RawDataElement(t, vr, len(data), data, 0, False, True)
+            out.append((tag, vr, value, elem))
         return out
 
     def _raw_codes(self, encoding: tuple[bool | None, bool | None]) -> RawDataElement | None:
@@ -653,14 +682,57 @@ def _code(code: tuple[str, str]) -> Dataset:
     return item
 
 
+@lru_cache(maxsize=256)
+def _detector(values: tuple[tuple[str, str], ...], use_ner: bool) -> PhiDetector:
+    """Cached with its answers: the instances of a series share values and descriptions."""
+    return PhiDetector(_terms(values), use_ner=use_ner)
+
+
 @lru_cache(maxsize=1024)
 def _terms(values: tuple[tuple[str, str], ...]) -> list[Term]:
     """Cached: the instances of a series share their identifying values."""
     return terms_from_values(values)
 
 
+# VRs whose generated values are stored as raw bytes when they are plain ASCII
+# (valid in every character set; the writer then copies them like input bytes).
+_RAW_TEXT_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UR", "LO", "LT", "SH", "ST", "UC",
+     "UT", "PN"}
+)  # fmt: skip
+
+
+def _raw_bytes(vr: str, value: Any) -> bytes | None:
+    """The encoded value of a generated element, or None when pydicom must encode it."""
+    if value is None:
+        return b""
+    if isinstance(value, bytes):
+        return value if vr in _BINARY_VRS and not len(value) % 2 else None
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        text = "\\".join(value)
+    else:
+        return None
+    if vr not in _RAW_TEXT_VRS or not text.isascii():
+        return None
+    data = text.encode("ascii")
+    if len(data) % 2:
+        data += b"\x00" if vr == "UI" else b" "
+    return data
+
+
 def _put(d: dict[int, Any], tag: int, vr: str, value: Any) -> None:
-    """Set a standard element we generated ourselves: no validation, no keyword lookup."""
+    """Set a standard element we generated ourselves: no validation, no keyword lookup.
+
+    Plain values become raw elements (decoded by pydicom only if someone reads
+    them, copied as bytes by the writer); anything else a DataElement.
+    """
+    data = _raw_bytes(vr, value)
+    if data is not None:
+        t = BaseTag(tag)
+        d[t] = RawDataElement(t, vr, len(data), data, 0, False, True)
+        return
     elem = DataElement(tag, vr, value, validation_mode=config.IGNORE)
     d[elem.tag] = elem
 
@@ -676,6 +748,27 @@ def _set(ds: Dataset, tag: int, vr: str, value: Any) -> None:
 def _raw(ds: Dataset) -> dict[int, Any]:
     """pydicom's element dict, keyed by plain ints for speed (BaseTag is an int)."""
     return ds._dict  # type: ignore[return-value]
+
+
+_LONG_LENGTH_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "UC", "UR", "UT"})
+
+
+def _known_vr(d: dict[int, Any], tag: int, elem: RawDataElement) -> RawDataElement:
+    """A standard attribute stored as UN gets its dictionary VR back (as pydicom does
+    when it reads one), so a kept raw copy is written with the right VR. Same bytes:
+    UN values are little endian, and so is every output the raw path writes."""
+    known = _DICT_VR.get(int(tag))
+    if (
+        known is None
+        or len(known) != 2
+        or known in ("UN", "SQ")
+        or elem.length == 0xFFFFFFFF
+        or (elem.length > 0xFFFF and known not in _LONG_LENGTH_VRS)
+    ):
+        return elem
+    elem = elem._replace(VR=known)
+    d[tag] = elem
+    return elem
 
 
 def _label(tag: int) -> str:
@@ -696,6 +789,38 @@ _FAST_CHARSETS = {
     "ISO_IR 6": "latin-1",
     "ISO_IR 192": "utf-8",
 }
+
+
+def _codec(ds: Dataset) -> str | None:
+    """The Python codec of the data set's character set when it is a plain one."""
+    elem = _raw(ds).get(0x00080005)
+    if elem is None:
+        return "latin-1"
+    raw = elem.value
+    cs = (raw.decode("ascii", "replace") if isinstance(raw, bytes) else _str(raw)).strip("\x00 ")
+    return _FAST_CHARSETS.get(cs)
+
+
+_SINGLE_VALUED = frozenset({"ST", "LT", "UT"})  # backslash is text here, not a separator
+
+
+def _text_values(ds: Dataset, tag: int, vr: str, codec: str | None) -> list[str]:
+    """The element's string values, decoded from raw bytes when the character set allows."""
+    d = _raw(ds)
+    elem = d[tag]
+    if isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
+        if 0x00080005 in d:
+            codec = _codec(ds)  # an item with its own character set
+        if codec is not None:
+            text = elem.value.decode(codec, "replace")
+            if not text.strip("\x00 "):
+                return []
+            parts = [text] if vr in _SINGLE_VALUED else text.split("\\")
+            return [p.rstrip("\x00 ") for p in parts]
+    value = ds[tag].value
+    if value is None or value == "":
+        return []
+    return [str(v) for v in value] if isinstance(value, MultiValue | list) else [str(value)]
 
 
 def _phi_values(ds: Dataset) -> list[tuple[int, str, str]]:
@@ -736,13 +861,24 @@ def phi_values(ds: Dataset) -> list[tuple[int, str, str]]:
     return _phi_values(ds)
 
 
+def _plain(ds: Dataset, tag: int) -> str:
+    """A short ASCII value straight from the raw bytes; pydicom's reading otherwise."""
+    elem = _raw(ds).get(tag)
+    if elem is None:
+        return ""
+    value = elem.value
+    if isinstance(elem, RawDataElement) and isinstance(value, bytes) and value.isascii():
+        return value.decode("ascii").strip("\x00 ")
+    return _str(ds[tag].value).strip("\x00 ")
+
+
 def _over_89(ds: Dataset) -> bool:
     try:
-        age = _str(ds.get("PatientAge", "")).strip()
+        age = _plain(ds, 0x00101010)
         if len(age) == 4 and age[3] == "Y" and age[:3].isdigit() and int(age[:3]) > 89:
             return True
-        birth = _str(ds.get("PatientBirthDate", "")).strip()
-        on = _str(ds.get("StudyDate", "") or ds.get("SeriesDate", "")).strip()
+        birth = _plain(ds, 0x00100030)
+        on = _plain(ds, 0x00080020) or _plain(ds, 0x00080021)
         years = dates.age_years(birth, on) if birth and on else None
         return years is not None and years > 89
     except Exception:

@@ -520,12 +520,28 @@ def ner_available() -> bool:
 class PhiDetector:
     """Finds PHI spans in text using header terms, rules and optional NER."""
 
+    MEMO_SIZE = 4096
+
     def __init__(self, terms: Sequence[Term] = (), *, use_ner: bool = False) -> None:
         self.terms = list(terms)
         self._term_re, self._labels = _compile_terms(tuple(self.terms))
         self.use_ner = use_ner and NER.load() is not None
+        # The instances of a series repeat their descriptions: remember answers.
+        self._memo: dict[tuple[str, bool], tuple[Span, ...]] = {}
 
-    def find(self, text: str) -> list[Span]:
+    def find(self, text: str, *, ner: bool = True) -> list[Span]:
+        """PHI spans in ``text``; ``ner=False`` for values that are not free text."""
+        key = (text, ner)
+        hit = self._memo.get(key)
+        if hit is not None:
+            return list(hit)
+        spans = self._find(text, ner)
+        if len(self._memo) >= self.MEMO_SIZE:
+            self._memo.clear()
+        self._memo[key] = tuple(spans)
+        return spans
+
+    def _find(self, text: str, ner: bool) -> list[Span]:
         spans: list[Span] = []
         if not text or not text.strip():
             return spans
@@ -542,7 +558,7 @@ class PhiDetector:
                 if label in ("NAME", "INSTITUTION") and _all_clinical(text[s:e]):
                     continue
                 spans.append(Span(s, e, label, "rule"))
-        if self.use_ner:
+        if self.use_ner and ner:
             spans.extend(self._ner_spans(text))
         return _merge(spans)
 

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from trialpacs.deid.keys import derive, keyed_hash
@@ -48,6 +49,15 @@ class MemoryRegistry:
 
 
 def _text(ds: Dataset, tag: int) -> str:
+    raw = ds._dict.get(tag)  # type: ignore[call-overload]
+    if raw is None:
+        return ""
+    if isinstance(raw, RawDataElement):
+        value = raw.value
+        if value is None:
+            return ""
+        if isinstance(value, bytes) and value.isascii() and b"\\" not in value:
+            return value.decode("ascii").strip("\x00 ")  # what pydicom would give, cheaper
     elem = ds.get(tag)
     if elem is None or elem.value is None:
         return ""

@@ -80,6 +80,13 @@ def _text_bytes(vr: str, value: Any, codec: str) -> bytes | None:
     return data
 
 
+def _uid(ds: Dataset, tag: int) -> str:
+    elem = ds._dict[tag]  # type: ignore[index]
+    if isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
+        return elem.value.decode("ascii", "replace").strip("\x00 ")
+    return str(ds[tag].value)
+
+
 def encode_part10(ds: Dataset, transfer_syntax: str) -> bytes:
     """Part 10 bytes with a zero preamble and a fresh meta header."""
     d: dict[Any, Any] = ds._dict  # type: ignore[assignment]
@@ -98,8 +105,8 @@ def encode_part10(ds: Dataset, transfer_syntax: str) -> bytes:
     encodings = ds._character_set
     names = [encodings] if isinstance(encodings, str) else list(encodings)
     codec = _CODECS.get(names[0]) if len(names) == 1 else None
-    parts = [PREAMBLE, b"DICM", _meta(str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(ts))]
-    for tag in sorted(d):
+    parts = [PREAMBLE, b"DICM", _meta(_uid(ds, 0x00080016), _uid(ds, 0x00080018), str(ts))]
+    for tag in sorted(d, key=int):
         if (tag & 0xFFFF) == 0 and (tag >> 16) > 6:
             continue  # retired group lengths are not written (as pydicom does)
         elem = d[tag]
