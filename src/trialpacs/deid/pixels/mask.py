@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 from pydicom.dataset import Dataset
@@ -211,6 +212,29 @@ def _is_panel(members: NDArray[np.bool_]) -> tuple[int, int, int, int] | None:
     return None
 
 
+def _drop_edge_regions(ink: NDArray[np.bool_], *, top: bool, bottom: bool) -> NDArray[np.bool_]:
+    """Remove ink regions touching the box's top or bottom edge (when that is not the image's).
+
+    The detector's box leaves room above and below the line, so a region of
+    the text's colour reaching those edges is background around a banner or
+    anatomy, not a stroke. The sides are kept: a line cut by the detector
+    runs into them.
+    """
+    n, labels = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return ink
+    edge: set[int] = set()
+    if top:
+        edge |= {int(v) for v in np.unique(labels[0])}
+    if bottom:
+        edge |= {int(v) for v in np.unique(labels[-1])}
+    edge.discard(0)
+    if not edge:
+        return ink
+    kept = ink & ~np.isin(labels, sorted(edge))
+    return kept if kept.any() else ink
+
+
 def _halo(
     crop: NDArray[np.int16], ink: NDArray[np.bool_], box: list[int], contrast: float
 ) -> list[int]:
@@ -252,6 +276,7 @@ class TextFit:
     box: tuple[int, int, int, int]
     exact: bool
     colours: tuple[tuple[int, int, int], ...] = ()
+    region: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 def text_extent(
@@ -259,6 +284,7 @@ def text_extent(
     region: TextRegion,
     min_contrast: float = 24.0,
     _background: NDArray[np.floating] | None = None,
+    _outer: tuple[int, int, int, int] = (0, 0, 0, 0),
 ) -> TextFit:
     """The bounding box of the text pixels inside a detector box, and whether it was found.
 
@@ -299,7 +325,9 @@ def text_extent(
             if panel is not None:
                 px0, py0, px1, py1 = panel
                 inner = TextRegion(x0 + px0, y0 + py0, x0 + px1, y0 + py1)
-                return text_extent(image, inner, min_contrast, colour.astype(np.float64))
+                return text_extent(
+                    image, inner, min_contrast, colour.astype(np.float64), (x0, y0, x1, y1)
+                )
         ring_share = float((np.abs(ring - colour).max(axis=-1) <= max(3.0, 0.12 * strength)).mean())
         if ring_share >= 0.25:
             continue  # the box border's own colour: background, not text
@@ -323,7 +351,12 @@ def text_extent(
         return TextFit(coarse, False)
     box = [kept[0][0], ry0, kept[-1][1], ry1]
     box = _halo(crop, ink, box, ink_contrast)
-    return TextFit((x0 + box[0], y0 + box[1], x0 + box[2], y0 + box[3]), True, tuple(colours))
+    return TextFit(
+        (x0 + box[0], y0 + box[1], x0 + box[2], y0 + box[3]),
+        True,
+        tuple(colours),
+        (x0, y0, x1, y1) if _background is None else _outer,
+    )
 
 
 def extend_along_line(image: NDArray[np.uint8], fit: TextFit) -> tuple[int, int, int, int]:
@@ -341,12 +374,19 @@ def extend_along_line(image: NDArray[np.uint8], fit: TextFit) -> tuple[int, int,
         return fit.box
     rows, cols = image.shape[:2]
     h = y1 - y0
-    top, bottom = max(0, y0 - h), min(rows, y1 + h)
+    # Rows just above and below the line: another line of the same colour
+    # starts further away; a region of that colour touches the line.
+    margin = max(2, h // 3)
+    top, bottom = max(0, y0 - margin), min(rows, y1 + margin)
     strip = image[top:bottom].astype(np.int16)
     ink = np.zeros(strip.shape[:2], dtype=bool)
-    for c in fit.colours:
-        colour = np.asarray(c, dtype=np.int16)
-        ink |= np.abs(strip - colour).max(axis=-1) <= 3
+    # The main colour only: a second one may be a flat patch of anatomy.
+    colour = np.asarray(fit.colours[0], dtype=np.int16)
+    ink |= np.abs(strip - colour).max(axis=-1) <= 3
+    # Strokes are connected; pixels of anatomy that happen to have the text's
+    # exact value are scattered. Keep ink pixels with two ink neighbours.
+    neighbours = cv2.filter2D(ink.astype(np.uint8), -1, np.ones((3, 3), np.float32)) - ink
+    ink &= neighbours >= 2
     inside = ink[y0 - top : y1 - top].sum(axis=0)
     outside = ink[: y0 - top].sum(axis=0) + ink[y1 - top :].sum(axis=0)
     line_col = (inside >= 1) & (outside * 2 < inside)
@@ -361,8 +401,11 @@ def extend_along_line(image: NDArray[np.uint8], fit: TextFit) -> tuple[int, int,
             x += step
         return last
 
-    new_x1 = walk(x1, 1, cols) + 1
-    new_x0 = walk(x0 - 1, -1, -1)
+    # Only where the ink runs up to the detector box's side: where the
+    # detector saw the line end, its slack lies between ink and box edge.
+    reach = max(1, h // 4)
+    new_x1 = walk(x1, 1, cols) + 1 if fit.region[2] - x1 <= reach else x1
+    new_x0 = walk(x0 - 1, -1, -1) if x0 - fit.region[0] <= reach else x0
     return min(x0, new_x0), y0, max(x1, new_x1), y1
 
 
