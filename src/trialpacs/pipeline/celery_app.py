@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 from trialpacs.archive import Archive
 from trialpacs.settings import Settings, load_settings
@@ -43,6 +44,13 @@ def _archive() -> Archive:
             archive = Archive.open(load_settings(), migrate=False)
             _ARCHIVE[pid] = archive
         return archive
+
+
+@worker_process_init.connect
+def _warm_up(**_: Any) -> None:
+    from trialpacs.pipeline.embedded import warm_up
+
+    warm_up()
 
 
 @app.task(name=TASK, ignore_result=True)

@@ -38,7 +38,10 @@ class Pipeline:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> Pipeline:
-        threads = [threading.Thread(target=self._schedule_loop, name="pipeline-scheduler")]
+        threads = [
+            threading.Thread(target=self._schedule_loop, name="pipeline-scheduler"),
+            threading.Thread(target=warm_up, name="pipeline-warm-up"),
+        ]
         threads += [
             threading.Thread(target=self._work_loop, name=f"pipeline-worker-{i}")
             for i in range(self.n_workers)
@@ -90,6 +93,16 @@ class Pipeline:
                 self._wake.clear()
                 continue
             run_claimed(self.archive, job, worker)
+
+
+def warm_up() -> None:
+    """Load the free-text NER model now, not inside the first job (seconds of latency)."""
+    try:
+        from trialpacs.deid.freetext import ner_available
+
+        ner_available()
+    except Exception:  # NER is optional; the deid library reports it when used
+        log.debug("NER warm-up failed", exc_info=True)
 
 
 def start(archive: Archive) -> Pipeline | None:

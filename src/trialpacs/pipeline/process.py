@@ -18,13 +18,13 @@ from sqlalchemy import select, update
 
 from trialpacs.archive import Archive
 from trialpacs.deid import DeidError
-from trialpacs.dicom.parse import parse_part10
-from trialpacs.errors import TrialpacsError
+from trialpacs.dicom.parse import parse_part10, write_part10
+from trialpacs.errors import InvalidInput, TrialpacsError
 from trialpacs.index.models import Instance, Series, Study, utcnow
 from trialpacs.ingest.store import Placement, StoreOutcome, store_many
 from trialpacs.pipeline import qc as qc_mod
 from trialpacs.pipeline.deidentify import deidentifier
-from trialpacs.pipeline.verify import verify_instance
+from trialpacs.pipeline.verify import originals, verify_instance
 from trialpacs.trials import backends, catalog
 from trialpacs.trials.events import record_event
 from trialpacs.trials.models import PUBLISHED, QUARANTINE, PipelineSeries
@@ -65,15 +65,18 @@ def process_series(archive: Archive, series_uid: str, hook: qc_mod.QcHook) -> Se
     problems: list[str] = []
     for sop_uid, blob_key, store_name in refs:
         data = reg.store(store_name).get(blob_key)
-        original = parse_part10(data).dataset
         try:
-            out, result = deid.deidentify_part10(data)
-        except DeidError as exc:
+            parsed = parse_part10(data)
+            before = originals(parsed.dataset)
+            result = deid.deidentify(parsed.dataset, in_place=True)
+            out = write_part10(result.dataset, parsed.transfer_syntax)
+        except (DeidError, InvalidInput) as exc:
             raise PermanentFailure(f"instance {sop_uid} cannot be de-identified: {exc}") from exc
         subject = result.subject_id
+        # Verify what will be published: the written bytes, read back.
         out_ds = dcmread(io.BytesIO(out), stop_before_pixels=True)
         cleaned = result.pixel is not None and result.pixel.scanned
-        verdict = verify_instance(original, out_ds, result.subject_id, pixels_cleaned=cleaned)
+        verdict = verify_instance(before, out_ds, result.subject_id, pixels_cleaned=cleaned)
         if not verdict.ok:
             problems.append(f"{sop_uid}: {'; '.join(verdict.problems)}")
         outputs.append(out)

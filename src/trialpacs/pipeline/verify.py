@@ -47,25 +47,39 @@ def _strings(ds: Dataset, depth: int = 0) -> Iterator[tuple[str, str]]:
                 yield elem.keyword or str(elem.tag), str(v)
 
 
+@dataclass(frozen=True)
+class Originals:
+    """What verification needs of the input, taken before it is de-identified in place."""
+
+    terms: frozenset[str]
+    uids: frozenset[str]
+
+
+def originals(original: Dataset) -> Originals:
+    terms = {
+        text.upper()
+        for _, label, text in phi_values(original)
+        if label in _SCANNED_LABELS and len(text) >= MIN_TERM
+    }
+    uids = {
+        str(original.get(k, ""))
+        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
+        if original.get(k)
+    }
+    return Originals(frozenset(terms), frozenset(uids))
+
+
 def verify_instance(
-    original: Dataset, output: Dataset, subject_id: str, *, pixels_cleaned: bool
+    original: Dataset | Originals, output: Dataset, subject_id: str, *, pixels_cleaned: bool
 ) -> VerifyResult:
     problems: list[str] = []
     if str(output.get("PatientIdentityRemoved", "")).upper() != "YES":
         problems.append("PatientIdentityRemoved is not YES")
     if str(output.get("PatientID", "")) != subject_id:
         problems.append("PatientID is not the subject pseudonym")
-    terms = {
-        text.upper()
-        for _, label, text in phi_values(original)
-        if label in _SCANNED_LABELS and len(text) >= MIN_TERM
-    }
-    terms.discard(subject_id.upper())
-    uids = {
-        str(original.get(k, ""))
-        for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
-        if original.get(k)
-    }
+    before = original if isinstance(original, Originals) else originals(original)
+    terms = set(before.terms) - {subject_id.upper()}
+    uids = before.uids
     for keyword, value in _strings(output):
         upper = value.upper()
         for term in terms:
