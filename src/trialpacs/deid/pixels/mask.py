@@ -235,6 +235,26 @@ def _drop_edge_regions(ink: NDArray[np.bool_], *, top: bool, bottom: bool) -> ND
     return kept if kept.any() else ink
 
 
+def _neighbours(mask: NDArray[np.bool_]) -> NDArray[np.int32]:
+    """How many of its 8 neighbours are set, for every pixel."""
+    m = mask.astype(np.float32)
+    total = cv2.filter2D(m, -1, np.ones((3, 3), np.float32), borderType=cv2.BORDER_CONSTANT)
+    return np.rint(total - m).astype(np.int32)
+
+
+def _pieces_within(layer: NDArray[np.bool_], ry0: int, ry1: int) -> NDArray[np.bool_]:
+    """Connected pieces of ``layer`` lying within rows [ry0-1, ry1+1) and off the box's edges."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(layer.astype(np.uint8), connectivity=8)
+    h, w = layer.shape
+    keep = np.zeros(n, dtype=bool)
+    for i in range(1, n):
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        inside = y >= ry0 - 1 and y + bh <= ry1 + 1
+        off_edges = x > 0 and y > 0 and x + bw < w and y + bh < h
+        keep[i] = inside and off_edges
+    return keep[labels]
+
+
 def _halo(
     crop: NDArray[np.int16], ink: NDArray[np.bool_], box: list[int], contrast: float
 ) -> list[int]:
@@ -313,7 +333,7 @@ def text_extent(
     # Faint text over busy anatomy can differ from its surroundings less
     # than the anatomy does: every pixel unlike the border may hold a colour.
     candidates = deviation >= min_contrast / 3
-    ink = np.zeros(deviation.shape, dtype=bool)
+    layers: list[NDArray[np.bool_]] = []
     ink_contrast = 0.0
     colours: list[tuple[int, int, int]] = []
     for colour in _colour_modes(crop, candidates):
@@ -331,17 +351,33 @@ def text_extent(
         ring_share = float((np.abs(ring - colour).max(axis=-1) <= max(3.0, 0.12 * strength)).mean())
         if ring_share >= 0.25:
             continue  # the box border's own colour: background, not text
-        ink |= members & candidates
+        layers.append(members & candidates)
         ink_contrast = max(ink_contrast, strength)
         colours.append((int(colour[0]), int(colour[1]), int(colour[2])))
-    if not ink.any():
+    if not layers:
         return TextFit(coarse, False)
-    # One line: the rows of the densest run of ink rows; words on the line
-    # may be far apart, stray matching pixels of anatomy far from the rest
-    # are dropped.
-    rows_with = np.nonzero(ink.any(axis=1))[0]
+    # One line: the densest run of rows holding connected pixels of the main
+    # colour (anatomy that happens to share the exact value is scattered).
+    main = layers[0]
+    strokes = main & (_neighbours(main) >= 2)
+    if not strokes.any():
+        strokes = main
+    rows_with = np.nonzero(strokes.any(axis=1))[0]
     row_runs = _runs(rows_with, max(2, crop.shape[0] // 4))
-    ry0, ry1 = max(row_runs, key=lambda r: int(ink[r[0] : r[1]].sum()))
+    ry0, ry1 = max(row_runs, key=lambda r: int(strokes[r[0] : r[1]].sum()))
+    # Stroke tips and dots just above or below are the line's too.
+    for _ in range(2):
+        if ry0 > 0 and main[ry0 - 1].any():
+            ry0 -= 1
+        if ry1 < main.shape[0] and main[ry1].any():
+            ry1 += 1
+    ink = np.zeros(main.shape, dtype=bool)
+    ink[ry0:ry1] = main[ry0:ry1]
+    # Other colours (a grey label before a white value) count where they
+    # form glyph-sized pieces within the line's rows; a dark region of the
+    # image reaching beyond the line or the box's edge is background.
+    for layer in layers[1:]:
+        ink |= _pieces_within(layer, ry0, ry1)
     line = ink[ry0:ry1]
     cols_with = np.nonzero(line.any(axis=0))[0]
     col_runs = _runs(cols_with, max(3, int(1.5 * (ry1 - ry0))))
@@ -385,8 +421,7 @@ def extend_along_line(image: NDArray[np.uint8], fit: TextFit) -> tuple[int, int,
     ink |= np.abs(strip - colour).max(axis=-1) <= 3
     # Strokes are connected; pixels of anatomy that happen to have the text's
     # exact value are scattered. Keep ink pixels with two ink neighbours.
-    neighbours = cv2.filter2D(ink.astype(np.uint8), -1, np.ones((3, 3), np.float32)) - ink
-    ink &= neighbours >= 2
+    ink &= _neighbours(ink) >= 2
     inside = ink[y0 - top : y1 - top].sum(axis=0)
     outside = ink[: y0 - top].sum(axis=0) + ink[y1 - top :].sum(axis=0)
     line_col = (inside >= 1) & (outside * 2 < inside)
