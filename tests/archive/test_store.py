@@ -151,3 +151,44 @@ def test_concurrent_stores_of_one_study(archive: Archive) -> None:
         row = s.execute(select(Study).where(Study.study_uid == study)).scalar_one()
         assert (row.num_series, row.num_instances) == (1, 20)
     assert len(blobs(archive)) == 20
+
+
+def test_group_committer_shares_commits_between_threads(archive: Archive) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from trialpacs.dicom.parse import parse_part10
+    from trialpacs.ingest.commit import committer_for
+
+    study = "1.2.826.0.1.3680043.8.498.123"
+    parsed = [
+        parse_part10(make_bytes(study=study, series="1.2.3.9", instance_number=i))
+        for i in range(30)
+    ]
+    committer = committer_for(archive)
+    assert committer_for(archive) is committer
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(committer.store, parsed))
+    assert all(o.status is StoreStatus.STORED for o in outcomes)
+    with pytest.raises(Conflict):
+        clash = make_dataset(
+            sop=parsed[0].sop_instance_uid, study=study, series="1.2.3.9", value=99
+        )
+        committer.store(parse_part10(to_bytes(clash)))
+    with archive.db.read() as s:
+        row = s.execute(select(Study).where(Study.study_uid == study)).scalar_one()
+        assert row.num_instances == 30
+
+
+def test_resend_with_other_meta_header_is_a_duplicate(archive: Archive, testdata: Path) -> None:
+    import io
+
+    import pydicom
+
+    data = (testdata / "ct" / "CT1_UNC.dcm").read_bytes()
+    assert store_bytes(archive, data).status is StoreStatus.STORED
+    ds = pydicom.dcmread(io.BytesIO(data))
+    del ds.DataSetTrailingPadding
+    ds.file_meta.SourceApplicationEntityTitle = "RESENDER"
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    assert store_bytes(archive, buf.getvalue()).status is StoreStatus.DUPLICATE

@@ -11,7 +11,6 @@ transaction: one commit, one fsync of the database journal, for all of it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import zlib
 from collections.abc import Sequence
@@ -234,7 +233,7 @@ def _resolve_existing(
 
 
 def _new_instance(p: ParsedInstance, placement: Placement = PUBLISHED) -> writer.NewInstance:
-    sha = hashlib.sha256(p.data).hexdigest()
+    sha = p.content_digest()
     base = instance_key(p.study_uid, p.series_uid, p.sop_instance_uid)
     attrs = dicomjson.dataset_to_json(p.dataset, p.study_uid, p.series_uid, p.sop_instance_uid)
     return writer.NewInstance(
