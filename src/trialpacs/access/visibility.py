@@ -7,9 +7,18 @@ limit/offset paging counts only visible rows.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from sqlalchemy import ColumnElement, and_, false, or_
 
-from trialpacs.access.policy import Action, Collection, Principal, Resource, visible_scopes
+from trialpacs.access.policy import (
+    Action,
+    Collection,
+    Grant,
+    Principal,
+    Resource,
+    visible_scopes,
+)
 from trialpacs.index.models import Study
 
 # The index's collection markers (trialpacs.trials) in the policy's terms.
@@ -25,7 +34,19 @@ def _db_values(collections: frozenset[str]) -> list[str]:
 
 
 def study_condition(principal: Principal, action: Action = "read") -> ColumnElement[bool] | None:
-    """A WHERE condition on ``studies``; None means no restriction at all."""
+    """A WHERE condition on ``studies``; None means no restriction at all.
+
+    Built once per distinct (grants, scopes): SQL expressions are immutable,
+    and building one costs more than the rest of the policy check.
+    """
+    return _condition(principal.grants, principal.scopes, action)
+
+
+@lru_cache(maxsize=4096)
+def _condition(
+    grants: tuple[Grant, ...], scopes: frozenset[str], action: Action
+) -> ColumnElement[bool] | None:
+    principal = Principal("", grants=grants, scopes=scopes)
     clauses: list[ColumnElement[bool]] = []
     for scope in visible_scopes(principal, action):
         conds: list[ColumnElement[bool]] = []
@@ -34,7 +55,9 @@ def study_condition(principal: Principal, action: Action = "read") -> ColumnElem
         if scope.site is not None:
             conds.append(Study.site_id == scope.site)
         values = _db_values(scope.collections)
-        if len(values) < len(DB_COLLECTIONS):
+        if len(values) == 1:  # '=' lets SQLite keep the study_uid index
+            conds.append(Study.collection == values[0])
+        elif len(values) < len(DB_COLLECTIONS):
             conds.append(Study.collection.in_(values))
         if not conds:
             return None
