@@ -233,7 +233,11 @@ class OcrPixelCleaner:
         n = decoded.n_frames
         indices, union = self.frame_plan.frames_to_read(n)
         pictures: list[tuple[int, NDArray[np.generic]]] = [(i, decoded.frames[i]) for i in indices]
-        if union:
+        if n > 1:
+            # The static composite shows fixed overlays without the moving
+            # anatomy under them; its boxes are masked on every frame, also
+            # when every frame is read (a frame's own detection can lose part
+            # of a banner over bright anatomy).
             pictures.append(
                 (ALL_FRAMES, static_composite(decoded, self.frame_plan.static_tolerance))
             )
@@ -241,20 +245,22 @@ class OcrPixelCleaner:
         n_regions = 0
         n_kept = 0
         for index, frame in pictures:
-            target = ALL_FRAMES if union else index
+            target = ALL_FRAMES if union or index == ALL_FRAMES else index
             for f in self._read_frame(ds, decoded, frame, phi):
                 n_regions += 1
                 if not f.masked:
                     n_kept += 1
                     continue
                 f.frame = target
-                if union and any(g.frame == ALL_FRAMES and _near(g.box, f.box) for g in found):
+                if target == ALL_FRAMES and any(
+                    g.frame == ALL_FRAMES and _near(g.box, f.box) for g in found
+                ):
                     continue
                 found.append(f)
         what = (
             f"{len(indices)} of {n} frames + static composite, union on all frames"
             if union
-            else f"{n} frame(s)"
+            else f"{n} frame(s)" + (" + static composite on all frames" if n > 1 else "")
         )
         note = (
             f"{self.engine.name} read {what} with policy {self.policy.name}: "
