@@ -256,31 +256,35 @@ def _pieces_within(layer: NDArray[np.bool_], ry0: int, ry1: int) -> NDArray[np.b
 
 
 def _halo(
-    crop: NDArray[np.int16], ink: NDArray[np.bool_], box: list[int], contrast: float
+    crop: NDArray[np.int16], ink: NDArray[np.bool_], box: list[int], colour: NDArray[np.int16]
 ) -> list[int]:
     """Grow ``box`` by one pixel on each side where anti-aliased edges of the ink lie outside.
 
-    A halo pixel sits next to ink and differs from the pixel two steps
-    further out (its own local background) by a fifth of the text's contrast
-    or more; smooth anatomy next to the text does not.
+    A halo pixel sits next to ink and is a blend of the text colour and its
+    own local background (the pixel two steps further out): clearly closer
+    to the text colour than that background is. Anti-aliased text shows this
+    along most of the edge; anatomy next to the text only here and there.
     """
     x0, y0, x1, y1 = box
     h, w = ink.shape
-    limit = 0.2 * contrast
     out = list(box)
 
-    def differs(a: NDArray[np.int16], b: NDArray[np.int16], touching: NDArray[np.bool_]) -> bool:
+    def blended(a: NDArray[np.int16], b: NDArray[np.int16], touching: NDArray[np.bool_]) -> bool:
         if not touching.any():
             return False
-        return bool((np.abs(a - b).max(axis=-1)[touching] >= limit).any())
+        to_text_a = np.abs(a - colour).max(axis=-1)
+        to_text_b = np.abs(b - colour).max(axis=-1)
+        strong = to_text_b >= 24
+        halo = strong & (to_text_a <= 0.8 * to_text_b)
+        return bool(halo[touching].mean() >= 0.5)
 
-    if x0 >= 2 and differs(crop[y0:y1, x0 - 1], crop[y0:y1, x0 - 2], ink[y0:y1, x0]):
+    if x0 >= 2 and blended(crop[y0:y1, x0 - 1], crop[y0:y1, x0 - 2], ink[y0:y1, x0]):
         out[0] = x0 - 1
-    if x1 + 1 < w and differs(crop[y0:y1, x1], crop[y0:y1, x1 + 1], ink[y0:y1, x1 - 1]):
+    if x1 + 1 < w and blended(crop[y0:y1, x1], crop[y0:y1, x1 + 1], ink[y0:y1, x1 - 1]):
         out[2] = x1 + 1
-    if y0 >= 2 and differs(crop[y0 - 1, x0:x1], crop[y0 - 2, x0:x1], ink[y0, x0:x1]):
+    if y0 >= 2 and blended(crop[y0 - 1, x0:x1], crop[y0 - 2, x0:x1], ink[y0, x0:x1]):
         out[1] = y0 - 1
-    if y1 + 1 < h and differs(crop[y1, x0:x1], crop[y1 + 1, x0:x1], ink[y1 - 1, x0:x1]):
+    if y1 + 1 < h and blended(crop[y1, x0:x1], crop[y1 + 1, x0:x1], ink[y1 - 1, x0:x1]):
         out[3] = y1 + 1
     return out
 
@@ -334,7 +338,6 @@ def text_extent(
     # than the anatomy does: every pixel unlike the border may hold a colour.
     candidates = deviation >= min_contrast / 3
     layers: list[NDArray[np.bool_]] = []
-    ink_contrast = 0.0
     colours: list[tuple[int, int, int]] = []
     for colour in _colour_modes(crop, candidates):
         distance = np.abs(crop - colour).max(axis=-1)
@@ -352,7 +355,6 @@ def text_extent(
         if ring_share >= 0.25:
             continue  # the box border's own colour: background, not text
         layers.append(members & candidates)
-        ink_contrast = max(ink_contrast, strength)
         colours.append((int(colour[0]), int(colour[1]), int(colour[2])))
     if not layers:
         return TextFit(coarse, False)
@@ -386,7 +388,7 @@ def text_extent(
     if not kept:
         return TextFit(coarse, False)
     box = [kept[0][0], ry0, kept[-1][1], ry1]
-    box = _halo(crop, ink, box, ink_contrast)
+    box = _halo(crop, ink, box, np.asarray(colours[0], dtype=np.int16))
     return TextFit(
         (x0 + box[0], y0 + box[1], x0 + box[2], y0 + box[3]),
         True,
