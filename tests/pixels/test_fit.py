@@ -86,7 +86,7 @@ def test_line_cut_by_the_detector_is_followed(testdata: Path) -> None:
     fit = text_extent(img, half)
     assert fit.box[2] < ink[2]
     x0, y0, x1, y1 = extend_along_line(img, fit)
-    assert x0 <= ink[0] and x1 >= ink[2]
+    assert x0 <= ink[0] and x1 >= ink[2] and (y0, y1) == fit.box[1::2]
 
 
 def test_line_end_seen_by_the_detector_is_not_extended(testdata: Path) -> None:
