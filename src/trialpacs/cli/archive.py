@@ -163,7 +163,7 @@ def import_cmd(
     table.add_row("refused", str(len(report.failed)))
     Console().print(table)
     for label, reason in report.failed:
-        Console().print(f"[red]refused[/red] {label}: {reason}")
+        Console().print(f"[red]refused[/red] {label}: {reason}", soft_wrap=True)
     if report.failed:
         raise typer.Exit(1)
 

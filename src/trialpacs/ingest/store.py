@@ -104,8 +104,19 @@ def store_many(
             parsed[i] = parse_checked(archive, data, expected_study)
         except TrialpacsError as exc:
             results[i] = exc
-    for i, outcome in store_parsed_many(archive, parsed, placement=placement).items():
-        results[i] = outcome
+    if len(parsed) == 1:
+        # A lone instance (STOW-RS of one, a single import) may share a commit
+        # with concurrent requests through the group committer.
+        from trialpacs.ingest.commit import committer_for
+
+        ((i, p),) = parsed.items()
+        try:
+            results[i] = committer_for(archive).store(p, placement)
+        except TrialpacsError as exc:
+            results[i] = exc
+    else:
+        for i, outcome in store_parsed_many(archive, parsed, placement=placement).items():
+            results[i] = outcome
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
 
