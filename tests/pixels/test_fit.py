@@ -197,3 +197,38 @@ def test_grey_text_over_anatomy_masked_with_rapidocr(testdata: Path) -> None:
     assert covered[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1].all()
     # Tight: little beyond the text.
     assert covered.sum() <= 1.3 * (np.ptp(ys) + 1) * (np.ptp(xs) + 1)
+
+
+class _SecondLookEngine:
+    """Reports one box found only on a second look."""
+
+    name = "second-look"
+
+    def __init__(self, box: tuple[int, int, int, int]) -> None:
+        self.box = box
+
+    def detect(self, image: np.ndarray) -> list[TextRegion]:
+        return [TextRegion(*self.box, second_look=True)]
+
+    def recognize(self, image: np.ndarray, regions: list[TextRegion]) -> list[TextRegion]:
+        return regions
+
+
+def test_second_look_box_needs_drawn_text(testdata: Path) -> None:
+    base = _anatomy(testdata)[:, :, 0]
+    ds = image_dataset(base, photometric="MONOCHROME2", modality="US")
+    cleaner = OcrPixelCleaner(
+        engine=_SecondLookEngine((60, 100, 180, 130)),
+        scan_rules=ScanRules(),
+        layout_rules=LayoutRules(),
+    )
+    assert cleaner.clean(ds, []).boxes == []
+    planted = base.copy()
+    ink = Image.new("L", (base.shape[1], base.shape[0]), 0)
+    ImageDraw.Draw(ink).text(
+        (70, 106), "ID 7781234", fill=255, font=ImageFont.load_default(size=14)
+    )
+    planted[np.asarray(ink) > 96] = 255
+    ds = image_dataset(planted, photometric="MONOCHROME2", modality="US")
+    (box,) = cleaner.clean(ds, []).boxes
+    assert box.x >= 60 and box.x + box.width <= 180

@@ -301,6 +301,8 @@ class OcrPixelCleaner:
                 if self.tighten:
                     fit = text_extent(view.image, region)
                     exact = fit.exact
+                    if region.second_look and not _confirmed_line(fit.box, exact):
+                        continue  # no drawn line of text confirmed in a second-look box
                     x0, y0, x1, y1 = extend_along_line(view.image, fit)
                 else:
                     x0, y0, x1, y1 = region.x0, region.y0, region.x1, region.y1
@@ -323,6 +325,12 @@ class OcrPixelCleaner:
             _mask_fragments_next_to_masked(line)
             out += _join_line_pieces(line)
         return out
+
+
+def _confirmed_line(box: tuple[int, int, int, int], exact: bool) -> bool:
+    """Whether a fitted box looks like a drawn line: uniform-colour ink, a few characters long."""
+    x0, y0, x1, y1 = box
+    return exact and y1 - y0 >= 5 and x1 - x0 >= 2 * (y1 - y0)
 
 
 def _same_line_neighbours(a: Box, b: Box) -> bool:

@@ -52,6 +52,8 @@ class TextRegion:
     text: str | None = None
     text_score: float | None = None
     quad: tuple[tuple[float, float], ...] | None = None
+    second_look: bool = False
+    """Found only by a second, more permissive look (kept when drawn text is confirmed)."""
 
     @property
     def width(self) -> int:
@@ -136,7 +138,11 @@ class RapidOcrEngine:
         box_thresh: float = 0.5,
         unclip_ratio: float = 1.6,
         threads: int = -1,
+        max_line_fraction: float = 0.3,
+        split_thresh: float = 0.6,
     ) -> None:
+        self.max_line_fraction = max_line_fraction
+        self.split_thresh = split_thresh
         self.det_limit_side_len = det_limit_side_len
         self.box_thresh = box_thresh
         self.unclip_ratio = unclip_ratio
@@ -187,19 +193,56 @@ class RapidOcrEngine:
         return self._det, self._rec
 
     def detect(self, image: NDArray[np.uint8]) -> list[TextRegion]:
+        """Text boxes; a box too tall to be a line is also split into the lines inside it.
+
+        The detector sometimes joins a field-of-view circle and the text
+        near it into one region the size of the image, which the cleaner
+        must ignore; the lines inside it are then found again on the same
+        probability map with a stricter binarisation threshold (no second
+        inference).
+        """
         det, _ = self._load()
         bgr = np.ascontiguousarray(image[:, :, ::-1])
+        h, w = image.shape[:2]
         try:
-            out = det(bgr)
+            pre = det.get_preprocess()(bgr)
+            if pre is None:
+                return []
+            preds = det.session(pre)
+            boxes, scores = det.postprocess_op(preds, (h, w))
         except Exception as exc:
             raise OcrError(f"rapidocr detection failed: {exc}") from exc
-        if out.boxes is None:
+        regions = self._regions(boxes, scores, h, w)
+        too_tall = [r for r in regions if r.height > max(48.0, self.max_line_fraction * h)]
+        if too_tall:
+            from rapidocr.ch_ppocr_det.utils import DBPostProcess
+
+            strict = DBPostProcess(
+                thresh=self.split_thresh,
+                box_thresh=self.box_thresh,
+                unclip_ratio=self.unclip_ratio,
+                use_dilation=True,
+            )
+            try:
+                fine_boxes, fine_scores = strict(preds, (h, w))
+            except Exception as exc:
+                raise OcrError(f"rapidocr detection failed: {exc}") from exc
+            for r in self._regions(fine_boxes, fine_scores, h, w):
+                cx, cy = (r.x0 + r.x1) / 2, (r.y0 + r.y1) / 2
+                if r.height <= max(48.0, self.max_line_fraction * h) and any(
+                    t.x0 <= cx <= t.x1 and t.y0 <= cy <= t.y1 for t in too_tall
+                ):
+                    regions.append(replace(r, second_look=True))
+        return regions
+
+    @staticmethod
+    def _regions(boxes: Any, scores: Any, h: int, w: int) -> list[TextRegion]:
+        if boxes is None or len(boxes) == 0:
             return []
-        h, w = image.shape[:2]
-        scores = out.scores if out.scores is not None else [1.0] * len(out.boxes)
+        scores = scores if scores is not None else [1.0] * len(boxes)
         return [
             _quad_to_region(np.asarray(q, dtype=np.float32), s, h, w)
-            for q, s in zip(out.boxes, scores, strict=True)
+            for q, s in zip(boxes, scores, strict=True)
         ]
 
     def recognize(self, image: NDArray[np.uint8], regions: list[TextRegion]) -> list[TextRegion]:
