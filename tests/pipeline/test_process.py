@@ -103,15 +103,53 @@ def test_qc_hold_and_failed_verification_publish_nothing(archive: Archive) -> No
     store_for_site(archive, datas, "ONCO1", "S01")
     out = process_series(archive, series, Hold())
     assert out.state == "held_qc" and _published(archive) == []
-    burned, bdatas = _series(1)
+
+
+def _burned_series(archive: Archive) -> str:
     import io
 
     import pydicom
 
+    burned, bdatas = _series(1)
     ds = pydicom.dcmread(io.BytesIO(bdatas[0]))
     ds.BurnedInAnnotation = "YES"
     store_for_site(archive, [to_bytes(ds)], "ONCO1", "S01")
-    with pytest.raises(PermanentFailure, match="BurnedInAnnotation"):
+    return burned
+
+
+def test_burned_in_annotation_is_scanned_before_publication(archive: Archive) -> None:
+    """The trial profile's Clean Pixel Data runs the OCR cleaner on at-risk images."""
+    burned = _burned_series(archive)
+    out = process_series(archive, burned, qc.PassThroughQc())
+    assert out.state == "published"
+    import io
+
+    import pydicom
+
+    from trialpacs.index import lookup
+
+    with archive.db.read() as session:
+        (ref,) = lookup.instances(session)
+    published = pydicom.dcmread(io.BytesIO(archive.store.get(ref.blob_key)))
+    assert published.BurnedInAnnotation == "NO"
+    codes = {item.CodeValue for item in published.DeidentificationMethodCodeSequence}
+    assert "113101" in codes
+
+
+def test_ocr_failure_keeps_the_instance_back(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trialpacs.deid.pixel_hook import PixelCleanError
+    from trialpacs.pipeline import deidentify as deid_adapter
+
+    class BrokenOcr:
+        def clean(self, ds: object, phi_terms: object) -> object:
+            raise PixelCleanError("OCR engine crashed")
+
+    monkeypatch.setattr(deid_adapter, "pixel_cleaner_for", lambda profile: BrokenOcr())
+    monkeypatch.setattr(deid_adapter, "_CACHE", {})
+    burned = _burned_series(archive)
+    with pytest.raises(PermanentFailure, match="OCR engine crashed"):
         process_series(archive, burned, qc.PassThroughQc())
     assert _published(archive) == []
 

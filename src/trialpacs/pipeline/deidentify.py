@@ -22,6 +22,7 @@ from sqlalchemy import select
 from trialpacs.archive import Archive
 from trialpacs.config.profiles import build_profile
 from trialpacs.deid import Deidentifier, TrialContext
+from trialpacs.deid.pixel_hook import pixel_cleaner_for
 from trialpacs.trials.catalog import SiteInfo, TrialInfo
 from trialpacs.trials.models import DeidProfileDef
 from trialpacs.trials.subjects import DbSubjectRegistry
@@ -77,6 +78,7 @@ def deidentifier(archive: Archive, trial: TrialInfo, site: SiteInfo) -> Deidenti
             site_name=site.name,
         ),
         registry=DbSubjectRegistry(archive.db, trial.trial_id),
+        pixel_cleaner=pixel_cleaner_for(profile),
     )
     with _LOCK:
         _CACHE[key] = deid

@@ -18,6 +18,7 @@ from sqlalchemy import select, update
 
 from trialpacs.archive import Archive
 from trialpacs.deid import DeidError
+from trialpacs.deid.pixel_hook import PixelCleanError
 from trialpacs.dicom.parse import parse_part10, write_part10
 from trialpacs.errors import InvalidInput, TrialpacsError
 from trialpacs.index.models import Instance, Series, Study, utcnow
@@ -69,8 +70,13 @@ def process_series(archive: Archive, series_uid: str, hook: qc_mod.QcHook) -> Se
             parsed = parse_part10(data)
             before = originals(parsed.dataset)
             result = deid.deidentify(parsed.dataset, in_place=True)
-            out = write_part10(result.dataset, parsed.transfer_syntax)
-        except (DeidError, InvalidInput) as exc:
+            # The pixel cleaner may change the encoding (a masked lossy image is
+            # stored uncompressed): write what the dataset now is.
+            meta = getattr(result.dataset, "file_meta", None)
+            ts = str(meta.get("TransferSyntaxUID", parsed.transfer_syntax)) if meta else None
+            out = write_part10(result.dataset, ts or parsed.transfer_syntax)
+        except (DeidError, PixelCleanError, InvalidInput) as exc:
+            # OCR failures included: the instance is kept for a person to decide.
             raise PermanentFailure(f"instance {sop_uid} cannot be de-identified: {exc}") from exc
         subject = result.subject_id
         # Verify what will be published: the written bytes, read back.
