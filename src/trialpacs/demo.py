@@ -8,7 +8,6 @@ from pathlib import Path
 from trialpacs.access.tokens import create_token
 from trialpacs.archive import Archive
 from trialpacs.errors import TrialpacsError
-from trialpacs.ingest.store import store_bytes
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +37,69 @@ def demo_paths() -> list[Path]:
     return paths
 
 
+DEMO_TRIAL = "DEMO"
+DEMO_SITE = "DEMO01"
+
+
+def demo_config(region: str) -> str:
+    return f"""\
+version: 1
+sites:
+  - id: {DEMO_SITE}
+    name: Demo hospital
+    region: {region}
+trials:
+  - id: {DEMO_TRIAL}
+    name: Demo trial
+    sponsor: trialpacs
+    profile: trial
+    deid_regions: [{region}]
+    timepoints:
+      - {{id: BL, description: Baseline}}
+    sites:
+      - site: {DEMO_SITE}
+"""
+
+
+def ensure_demo_trial(archive: Archive) -> bool:
+    """Declare the demo trial unless the installation already has trials of its own."""
+    from trialpacs.config.loader import load_text
+    from trialpacs.config.state import apply, current
+
+    existing = current(archive)
+    if any(t.id == DEMO_TRIAL for t in existing.trials):
+        return True
+    if existing.trials or existing.sites:
+        return False  # never overwrite someone's configuration with the demo
+    region = archive.settings.region
+    doc = load_text(
+        demo_config(region),
+        "demo-trial.yaml",
+        server_region=region,
+        server_ae=archive.settings.ae_title,
+    )
+    apply(archive, doc, "demo-trial.yaml")
+    return True
+
+
 def load_demo(archive: Archive) -> str:
-    """Store the demo images (idempotent) and return a fresh token for the demo user."""
-    stored = 0
-    for path in demo_paths():
-        try:
-            store_bytes(archive, path.read_bytes())
-            stored += 1
-        except TrialpacsError as exc:
-            log.warning("demo file %s not loaded: %s", path.name, exc)
-    log.info("demo: %d sample instances available", stored)
+    """Send the sample images to the demo trial's site and return a fresh token.
+
+    They arrive identified in the site's quarantine, exactly as a hospital's
+    images would; the server's pipeline de-identifies, verifies and publishes
+    them once each series has settled. Idempotent.
+    """
+    from trialpacs.trials.intake import store_for_site
+
+    datas = [path.read_bytes() for path in demo_paths()]
+    if ensure_demo_trial(archive):
+        outcomes = store_for_site(archive, datas, DEMO_TRIAL, DEMO_SITE)
+    else:
+        log.warning("demo: this installation has its own trials; publishing samples directly")
+        from trialpacs.ingest.store import store_many
+
+        outcomes = store_many(archive, datas)
+    for path, outcome in zip(demo_paths(), outcomes, strict=True):
+        if isinstance(outcome, TrialpacsError):
+            log.warning("demo file %s not loaded: %s", path.name, outcome)
     return create_token(archive.db, "demo")

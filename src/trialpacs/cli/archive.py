@@ -95,6 +95,12 @@ def serve(
         token = load_demo(archive)
         base = f"http://{settings.http_host}:{settings.http_port}"
         console.print(f"[green]Demo ready[/green] at {base}/dicomweb")
+        console.print(
+            "Sample images were sent identified to trial DEMO, site DEMO01; the pipeline "
+            f"publishes them de-identified about {settings.series_settle_seconds:.0f} s "
+            "after start (`trialpacs status`).",
+            soft_wrap=True,
+        )
         console.print(f"Token: [bold]{token}[/bold]", soft_wrap=True)
         console.print(f"Viewer: {base}/viewer/#token={token}", soft_wrap=True)
         console.print(
