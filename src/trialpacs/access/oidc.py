@@ -13,12 +13,17 @@ import logging
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from authlib.integrations.httpx_client import OAuth2Client
+
+with warnings.catch_warnings():
+    # authlib warns on import that it prefers "httpx2"; httpx is what we ship.
+    warnings.simplefilter("ignore")
+    from authlib.integrations.httpx_client import OAuth2Client
 from joserfc import jwt as jose_jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
