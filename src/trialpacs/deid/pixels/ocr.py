@@ -140,7 +140,9 @@ class RapidOcrEngine:
         threads: int = -1,
         max_line_fraction: float = 0.3,
         split_thresh: float = 0.6,
+        max_upscale: float = 2.0,
     ) -> None:
+        self.max_upscale = max_upscale
         self.max_line_fraction = max_line_fraction
         self.split_thresh = split_thresh
         self.det_limit_side_len = det_limit_side_len
@@ -205,7 +207,13 @@ class RapidOcrEngine:
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         h, w = image.shape[:2]
         try:
-            pre = det.get_preprocess()(bgr)
+            from rapidocr.ch_ppocr_det.utils import DetPreProcess
+
+            # rapidocr scales the shorter side up to det_limit_side_len; small
+            # frames gain nothing from more than ``max_upscale`` (8 px text is
+            # 16 px then) and cost the square of the factor.
+            limit = min(self.det_limit_side_len, int(self.max_upscale * min(h, w)))
+            pre = DetPreProcess(max(limit, 32), "min", det.mean, det.std)(bgr)
             if pre is None:
                 return []
             preds = det.session(pre)
