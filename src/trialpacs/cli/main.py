@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from trialpacs.cli import access, archive, deid, dimse, trials
+from trialpacs.cli import access, archive, audit, deid, dimse, trials
 
 app = typer.Typer(
     name="trialpacs",
@@ -21,6 +21,7 @@ app = typer.Typer(
 
 archive.register(app)
 access.register(app)
+audit.register(app)
 deid.register(app)
 dimse.register(app)
 trials.register(app)

@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from trialpacs.access import models as _access_models  # noqa: F401  (registers the tables)
+from trialpacs.audit import models as _audit_models  # noqa: F401  (registers the tables)
 from trialpacs.index.models import Base
 from trialpacs.trials import models as _trial_models  # noqa: F401  (registers the tables)
 

@@ -1,0 +1,281 @@
+"""The hash chain: append under a lock, verify from the first entry.
+
+The hash of an entry is SHA-256 over canonical JSON (sorted keys, no
+whitespace, UTF-8) of every stored field but ``hash`` itself, which includes
+``seq`` and ``prev_hash``. So changing a field, deleting or inserting a row
+(sequence gap or wrong predecessor), or swapping rows all break the chain at
+the first affected entry, and that is the entry ``verify`` names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from trialpacs.audit.models import AuditChainHead, AuditEntry
+from trialpacs.index.db import Database
+
+GENESIS = "0" * 64
+HASHED_FIELDS = (
+    "seq",
+    "at",
+    "actor",
+    "roles",
+    "address",
+    "agent",
+    "action",
+    "outcome",
+    "trial",
+    "site",
+    "study",
+    "series",
+    "sop",
+    "object",
+    "old_value",
+    "new_value",
+    "reason",
+    "detail",
+    "prev_hash",
+)
+_LIMITS = {
+    "actor": 128,
+    "address": 64,
+    "agent": 256,
+    "action": 128,
+    "outcome": 16,
+    "trial": 64,
+    "site": 64,
+    "study": 64,
+    "series": 64,
+    "sop": 64,
+    "object": 256,
+}
+
+
+@dataclass
+class AuditEvent:
+    """What happened, as the server saw it; the time and chain are added on append."""
+
+    action: str
+    outcome: str = "success"
+    actor: str = ""
+    roles: Sequence[str] = ()
+    address: str = ""
+    agent: str = ""
+    trial: str = ""
+    site: str = ""
+    study: str = ""
+    series: str = ""
+    sop: str = ""
+    object: str = ""
+    old_value: str = ""
+    new_value: str = ""
+    reason: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Broken:
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    entries: int
+    last_hash: str
+    broken: Broken | None = None
+    checkpoints: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+def canonical(values: dict[str, Any]) -> bytes:
+    return json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(values: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical({k: values[k] for k in HASHED_FIELDS})).hexdigest()
+
+
+def utc_iso(now: datetime | None = None) -> str:
+    """Microsecond UTC with a Z, fixed width so text order is time order."""
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _values(event: AuditEvent, seq: int, prev: str, at: str) -> dict[str, Any]:
+    raw = asdict(event)
+    values: dict[str, Any] = {
+        k: str(raw[k] or "")[: _LIMITS[k]] if k in _LIMITS else str(raw[k] or "")
+        for k in (
+            "actor",
+            "address",
+            "agent",
+            "action",
+            "outcome",
+            "trial",
+            "site",
+            "study",
+            "series",
+            "sop",
+            "object",
+            "old_value",
+            "new_value",
+            "reason",
+        )
+    }
+    values["roles"] = ",".join(sorted(event.roles))
+    values["detail"] = (
+        json.dumps(event.detail, sort_keys=True, separators=(",", ":")) if event.detail else ""
+    )
+    values.update(seq=seq, at=at, prev_hash=prev)
+    values["hash"] = entry_hash(values)
+    return values
+
+
+def append(session: Session, event: AuditEvent, now: datetime | None = None) -> dict[str, Any]:
+    """Append in the caller's transaction (so the event commits with the change it records).
+
+    The UPDATE of the head row comes first: on PostgreSQL it row-locks the
+    head until commit, on SQLite it takes the database write lock, so two
+    appenders (threads, processes or servers) can never read the same head.
+    """
+    session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(id=1))
+    head = session.get(AuditChainHead, 1, populate_existing=True)
+    if head is None:
+        head = AuditChainHead(id=1, seq=0, hash=GENESIS)
+        session.add(head)
+        session.flush()
+    values = _values(event, head.seq + 1, head.hash, utc_iso(now))
+    session.add(AuditEntry(**values))
+    head.seq = values["seq"]
+    head.hash = values["hash"]
+    session.flush()
+    return values
+
+
+def record(db: Database, event: AuditEvent) -> dict[str, Any]:
+    """Append in a transaction of its own (for adapters that have no open session)."""
+    with db.write() as session:
+        return append(session, event)
+
+
+def _rows(db: Database, batch: int = 5000) -> Iterator[AuditEntry]:
+    last = -1
+    while True:
+        with db.read() as session:
+            rows = session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.seq > last)
+                .order_by(AuditEntry.seq)
+                .limit(batch)
+            ).all()
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1].seq
+
+
+def row_values(row: AuditEntry) -> dict[str, Any]:
+    return {k: getattr(row, k) for k in (*HASHED_FIELDS, "hash")}
+
+
+def verify(db: Database) -> VerifyResult:
+    """Walk the chain; the first entry that does not follow from its predecessor is named."""
+    prev = GENESIS
+    expected = 1
+    count = 0
+    for row in _rows(db):
+        values = row_values(row)
+        if row.seq != expected:
+            reason = (
+                f"entry {expected} is missing (next is {row.seq})"
+                if row.seq > expected
+                else f"unexpected sequence number {row.seq}"
+            )
+            return VerifyResult(count, prev, Broken(expected, reason))
+        if row.prev_hash != prev:
+            return VerifyResult(
+                count,
+                prev,
+                Broken(
+                    row.seq, "does not link to the previous entry (deleted, inserted or reordered)"
+                ),
+            )
+        if entry_hash(values) != row.hash:
+            return VerifyResult(count, prev, Broken(row.seq, "content changed (hash mismatch)"))
+        prev = row.hash
+        expected += 1
+        count += 1
+    with db.read() as session:
+        head = session.get(AuditChainHead, 1)
+    head_seq, head_hash = (head.seq, head.hash) if head else (0, GENESIS)
+    if head_seq != count or head_hash != prev:
+        return VerifyResult(
+            count,
+            prev,
+            Broken(
+                count + 1, f"chain head says entry {head_seq} is the last: newest entries deleted"
+            ),
+        )
+    return VerifyResult(count, prev)
+
+
+@dataclass
+class Filter:
+    user: str | None = None
+    trial: str | None = None
+    site: str | None = None
+    action: str | None = None
+    object: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: int | None = None
+
+
+def query(db: Database, flt: Filter | None = None) -> list[dict[str, Any]]:
+    """Entries matching every given filter, oldest first; times compare as ISO text."""
+    flt = flt or Filter()
+    stmt = select(AuditEntry)
+    if flt.user:
+        stmt = stmt.where(AuditEntry.actor == flt.user)
+    if flt.trial:
+        stmt = stmt.where(AuditEntry.trial == flt.trial)
+    if flt.site:
+        stmt = stmt.where(AuditEntry.site == flt.site)
+    if flt.action:
+        stmt = stmt.where(AuditEntry.action.like(flt.action.replace("*", "%")))
+    if flt.object:
+        o = flt.object
+        stmt = stmt.where(
+            (AuditEntry.study == o)
+            | (AuditEntry.series == o)
+            | (AuditEntry.sop == o)
+            | (AuditEntry.object == o)
+        )
+    if flt.since:
+        stmt = stmt.where(AuditEntry.at >= _iso_bound(flt.since))
+    if flt.until:
+        stmt = stmt.where(AuditEntry.at < _iso_bound(flt.until))
+    stmt = stmt.order_by(AuditEntry.seq)
+    if flt.limit:
+        stmt = stmt.limit(flt.limit)
+    with db.read() as session:
+        return [row_values(r) for r in session.scalars(stmt).all()]
+
+
+def _iso_bound(text: str) -> str:
+    """Accepts a date or an ISO time (naive means UTC); returns the stored text form."""
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return utc_iso(dt)
