@@ -85,12 +85,21 @@ class Settings(BaseSettings):
         description="Accept associations from AE titles/hosts not in the known-AE table "
         "(for demos only).",
     )
+    dicom_unknown_ae_read: bool = Field(
+        default=False,
+        description="With dicom_accept_unknown, let unknown AEs query and retrieve the whole "
+        "published archive (demos only; identified data never).",
+    )
     viewer_dir: Path | None = Field(
         default=None,
         description="Installed OHIF dist (default: the one scripts/install.sh puts in the venv).",
     )
     auth_enabled: bool = Field(
         default=True, description="Require a bearer token on every route but /health."
+    )
+    audit_enabled: bool = Field(
+        default=True,
+        description="Write one audit entry per request (off only for benchmarks measuring it).",
     )
     # --- identity and access (trialpacs.access) ---
     auth_secret: str | None = Field(

@@ -18,7 +18,7 @@ import pytest
 
 from support.services import LiveServer, free_port, live_server, trialpacs_cmd
 from trialpacs.archive import Archive
-from trialpacs.dimse import remote_aes
+from trialpacs.dimse import peers, remote_aes
 from trialpacs.settings import Settings
 
 PEERS = ("STORESCU", "FINDSCU", "GETSCU", "ECHOSCU", "PYSCU")
@@ -76,7 +76,12 @@ def dimse_archive(
         try:
             for title in PEERS:
                 remote_aes.add(archive.db, title, "127.0.0.1", free_port())
+                # The archive's own route stores published data outside any
+                # trial: only a global grant reads it back (tests/dimse/test_access.py
+                # covers the per-trial grants).
+                peers.grant(archive.db, title, "reader")
             remote_aes.add(archive.db, "MOVESCU", "127.0.0.1", move_port)
+            peers.grant(archive.db, "MOVESCU", "reader")
             remote_aes.add(archive.db, "COMMITSCU", "127.0.0.1", commit_port)
         finally:
             archive.close()

@@ -227,3 +227,31 @@ def _merge(scopes: Iterable[Scope]) -> list[Scope]:
     for s in scopes:
         merged.setdefault((s.trial, s.site), set()).update(s.collections)
     return [Scope(t, s, frozenset(c)) for (t, s), c in sorted(merged.items(), key=str)]
+
+
+def peer_principal(
+    ae_title: str,
+    site: str | None,
+    grants: Iterable[Grant] = (),
+    *,
+    open_read: bool = False,
+) -> Principal:
+    """A DICOM peer as a caller: DIMSE carries no credentials, only a calling AE title.
+
+    A known AE bound to a site is that site's PACS (``site_pacs@*/SITE``: it
+    may store into its site's routes and read nothing back, as the role's rule
+    says); anything it may read comes from explicit grants stored with the AE
+    (``trialpacs ae add ... --grant reader@T1``). ``open_read`` is the demo
+    mode's unknown AE: the whole published archive, never identified data.
+    """
+    own: set[Grant] = set(grants)
+    if site:
+        own.add(Grant("site_pacs", None, site))
+    if open_read:
+        own.add(Grant("reader"))
+    return Principal(
+        subject=f"ae:{ae_title}",
+        kind="service",
+        grants=tuple(sorted(own, key=str)),
+        scopes=frozenset({"dicomweb"}),
+    )

@@ -115,16 +115,29 @@ def ae_add(
     host: Annotated[str, typer.Argument(help="Its host (address or name).")],
     port: Annotated[int, typer.Argument(help="Its DICOM port (for C-MOVE and reports).")],
     site: Annotated[str | None, typer.Option("--site", help="The site it belongs to.")] = None,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grant",
+            help="What it may query/retrieve, e.g. reader@T1 (repeatable). Without one an AE "
+            "reads nothing; a site's AE may still store to its site.",
+        ),
+    ] = None,
     data_dir: DataDir = None,
     config: ConfigFile = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Add a known remote AE."""
-    from trialpacs.dimse import remote_aes
+    from trialpacs.dimse import peers, remote_aes
 
     archive = Archive.open(settings_from(config, data_dir=data_dir, database_url=database_url))
     try:
+        for text in grant or []:
+            peers.check_grant(title, text)
         known = remote_aes.add(archive.db, title, host, port, site)
+        peers.forget(archive.db, known.ae_title)
+        for text in grant or []:
+            peers.grant(archive.db, known.ae_title, text)
     except TrialpacsError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -139,18 +152,20 @@ def ae_list(
     database_url: DatabaseUrl = None,
 ) -> None:
     """List the known remote AEs."""
-    from trialpacs.dimse import remote_aes
+    from trialpacs.dimse import peers, remote_aes
 
     archive = Archive.open(settings_from(config, data_dir=data_dir, database_url=database_url))
     try:
         known = remote_aes.list_all(archive.db)
+        grants = {ae.ae_title: peers.grants_of(archive.db, ae.ae_title) for ae in known}
     finally:
         archive.close()
     table = Table(title="known remote AEs")
-    for column in ("AE title", "host", "port", "site"):
+    for column in ("AE title", "host", "port", "site", "grants"):
         table.add_column(column)
     for ae in known:
-        table.add_row(ae.ae_title, ae.host, str(ae.port), ae.site or "")
+        shown = " ".join(str(g) for g in grants[ae.ae_title])
+        table.add_row(ae.ae_title, ae.host, str(ae.port), ae.site or "", shown)
     Console(width=200).print(table)
 
 
@@ -160,12 +175,13 @@ def ae_remove(
     config: ConfigFile = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Remove a known remote AE."""
-    from trialpacs.dimse import remote_aes
+    """Remove a known remote AE (and its grants)."""
+    from trialpacs.dimse import peers, remote_aes
 
     archive = Archive.open(settings_from(config, data_dir=data_dir, database_url=database_url))
     try:
         remote_aes.remove(archive.db, title)
+        peers.forget(archive.db, title)
     except TrialpacsError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

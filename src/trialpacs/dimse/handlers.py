@@ -22,9 +22,10 @@ from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_STORE, N_ACTION
 from pynetdicom.events import Event
 
+from trialpacs.access.visibility import study_condition
 from trialpacs.archive import Archive
 from trialpacs.dicom.parse import parse_part10
-from trialpacs.dimse import commitment, query, remote_aes, retrieve
+from trialpacs.dimse import commitment, peers, query, remote_aes, retrieve
 from trialpacs.dimse.part10 import build_part10
 from trialpacs.errors import Conflict, InvalidInput, TrialpacsError
 from trialpacs.ingest.store import store_parsed
@@ -219,9 +220,15 @@ def handle_find(event: Event, ctx: DimseContext) -> Iterator[tuple[int | Dataset
         yield status(QR_IDENTIFIER_MISMATCH, f"bad identifier: {exc}"), None
         return
     try:
+        visible = _visible(event, ctx)
         with ctx.archive.db.read() as session:
             matches = list(
-                query.find(session, ident, max_results=ctx.archive.settings.qido_max_results)
+                query.find(
+                    session,
+                    ident,
+                    max_results=ctx.archive.settings.qido_max_results,
+                    visible=visible,
+                )
             )
     except InvalidInput as exc:
         yield status(QR_IDENTIFIER_MISMATCH, str(exc)), None
@@ -241,10 +248,19 @@ def handle_find(event: Event, ctx: DimseContext) -> Iterator[tuple[int | Dataset
 # -- retrieve --------------------------------------------------------------------
 
 
+def _visible(event: Event, ctx: DimseContext) -> Any:
+    """The calling AE's condition from the policy (trialpacs.dimse.peers)."""
+    principal = peers.principal_for(
+        ctx.archive.db, ctx.archive.settings, str(event.assoc.requestor.ae_title or "")
+    )
+    return study_condition(principal)
+
+
 def _targets(event: Event, ctx: DimseContext) -> list[Any]:
     ident = query.Identifier.from_dataset(event.identifier)
+    visible = _visible(event, ctx)
     with ctx.archive.db.read() as session:
-        return query.retrieve_targets(session, ident)
+        return query.retrieve_targets(session, ident, visible)
 
 
 def handle_move(event: Event, ctx: DimseContext) -> Iterator[Any]:

@@ -12,7 +12,7 @@ study rows already carry them).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from pydicom.datadict import dictionary_VR
@@ -82,12 +82,18 @@ def _text(value: Any) -> str:
     return str(value).strip("\x00 ") if not isinstance(value, str) else value.strip("\x00")
 
 
-def find(session: Session, ident: Identifier, *, max_results: int | None) -> Iterator[Dataset]:
-    """Every match as a response identifier holding exactly the requested keys."""
+def find(
+    session: Session, ident: Identifier, *, max_results: int | None, visible: Any = None
+) -> Iterator[Dataset]:
+    """Every match as a response identifier holding exactly the requested keys.
+
+    ``visible`` is the caller's condition (trialpacs.access.visibility): a study
+    it may not see is not matched, exactly like one that is not there.
+    """
     if ident.level == "PATIENT":
-        yield from _find_patients(session, ident, max_results)
+        yield from _find_patients(session, ident, max_results, visible)
         return
-    query = to_query(ident, max_results=max_results)
+    query = replace(to_query(ident, max_results=max_results), visible=visible)
     result = qido.search(session, query)
     for item in result.items:
         yield to_dataset(ident, item)
@@ -153,7 +159,7 @@ def _vr(tag: str) -> str:
 
 
 def _find_patients(
-    session: Session, ident: Identifier, max_results: int | None
+    session: Session, ident: Identifier, max_results: int | None, visible: Any = None
 ) -> Iterator[Dataset]:
     matches = {
         tag: _normalize_match(qido.ATTRS[tag], value)
@@ -170,7 +176,7 @@ def _find_patients(
             "PATIENT-level queries match only patient attributes; got " + ", ".join(unsupported)
         )
     extra = {t for t in ident.keys if t not in qido.ATTRS and not _is_patient_count(t)}
-    query = qido.Query(level="study", matches=matches, include=frozenset(extra))
+    query = qido.Query(level="study", matches=matches, include=frozenset(extra), visible=visible)
     patients: dict[tuple[str, str], dict[str, Any]] = {}
     for study in qido.search(session, query).items:
         key = (_first(study, "00100020"), _first(study, "00100010"))
@@ -202,8 +208,9 @@ def _first(item: Mapping[str, Any], tag: str) -> str:
     return str(first)
 
 
-def retrieve_targets(session: Session, ident: Identifier) -> list[InstanceRef]:
-    """The instances a C-MOVE or C-GET identifier names (its unique keys)."""
+def retrieve_targets(session: Session, ident: Identifier, visible: Any = None) -> list[InstanceRef]:
+    """The instances a C-MOVE or C-GET identifier names (its unique keys) that the
+    caller may see (``visible``); a refused study yields nothing, like a missing one."""
 
     def uids(tag: str, what: str) -> list[str]:
         raw = ident.keys.get(tag, "")
@@ -216,15 +223,19 @@ def retrieve_targets(session: Session, ident: Identifier) -> list[InstanceRef]:
         pids = uids("00100020", "PatientID (0010,0020)")
         studies: list[str] = []
         for pid in pids:
-            q = qido.Query(level="study", matches={"00100020": pid})
+            q = qido.Query(level="study", matches={"00100020": pid}, visible=visible)
             studies += [_first(s, "0020000D") for s in qido.search(session, q).items]
-        return lookup.instances(session, study_uids=studies) if studies else []
+        return lookup.instances(session, study_uids=studies, visible=visible) if studies else []
     if ident.level == "STUDY":
         return lookup.instances(
-            session, study_uids=uids("0020000D", "StudyInstanceUID (0020,000D)")
+            session, study_uids=uids("0020000D", "StudyInstanceUID (0020,000D)"), visible=visible
         )
     if ident.level == "SERIES":
         return lookup.instances(
-            session, series_uids=uids("0020000E", "SeriesInstanceUID (0020,000E)")
+            session,
+            series_uids=uids("0020000E", "SeriesInstanceUID (0020,000E)"),
+            visible=visible,
         )
-    return lookup.instances(session, sop_uids=uids("00080018", "SOPInstanceUID (0008,0018)"))
+    return lookup.instances(
+        session, sop_uids=uids("00080018", "SOPInstanceUID (0008,0018)"), visible=visible
+    )
