@@ -1,6 +1,9 @@
 """Security events: written by the server in the same transaction as the change.
 
 Lockouts are ``alert`` events so a monitor sees them in the audit trail.
+Each event is also appended to the hash-chained audit trail in the same
+transaction, so a sign-in, lockout, token or permission change cannot commit
+without its audit entry.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from trialpacs.access.models import SecurityEvent
+from trialpacs.audit.chain import AuditEvent, append
 from trialpacs.index.db import Database
 
 log = logging.getLogger("trialpacs.security")
@@ -29,6 +33,18 @@ def record(
         SecurityEvent(
             kind=kind, subject=subject[:128], actor=actor[:128], detail=detail, severity=severity
         )
+    )
+    failed = "fail" in kind or "locked" in kind or "replay" in kind
+    append(
+        session,
+        AuditEvent(
+            action=f"auth.{kind}",
+            outcome="failure" if failed else "success",
+            actor=actor or subject,
+            object=subject,
+            reason=detail,
+            detail={"severity": severity} if severity != "info" else {},
+        ),
     )
     level = logging.WARNING if severity == "alert" else logging.INFO
     log.log(level, "%s subject=%s actor=%s %s", kind, subject, actor, detail)

@@ -279,3 +279,12 @@ def _iso_bound(text: str) -> str:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return utc_iso(dt)
+
+
+def query_after(db: Database, seq: int, limit: int) -> list[dict[str, Any]]:
+    """Entries after ``seq`` in chain order (for forwarders that keep a cursor)."""
+    with db.read() as session:
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.seq > seq).order_by(AuditEntry.seq).limit(limit)
+        ).all()
+        return [row_values(r) for r in rows]

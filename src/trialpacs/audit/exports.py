@@ -59,14 +59,14 @@ def _dcm_event(action: str) -> tuple[str, str, str]:
 
 
 def to_fhir(entry: dict[str, Any]) -> dict[str, Any]:
-    """One FHIR R4/R5-compatible AuditEvent (as validated by fhir.resources)."""
+    """One FHIR R5 AuditEvent (the version fhir.resources validates by default)."""
     code, display, act = _dcm_event(entry["action"])
     agent: dict[str, Any] = {
         "who": {"display": entry["actor"] or "system"},
         "requestor": True,
     }
     if entry.get("address"):
-        agent["network"] = {"address": entry["address"]}
+        agent["networkString"] = entry["address"]
     entities: list[dict[str, Any]] = []
     for kind in ("study", "series", "sop"):
         if entry.get(kind):
@@ -76,8 +76,12 @@ def to_fhir(entry: dict[str, Any]) -> dict[str, Any]:
                         "identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{entry[kind]}"}
                     },
                     "role": {
-                        "system": "http://terminology.hl7.org/CodeSystem/object-role",
-                        "code": "3" if kind == "study" else "4",
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                                "code": "3" if kind == "study" else "4",
+                            }
+                        ]
                     },
                 }
             )
@@ -215,6 +219,10 @@ def to_atna(entry: dict[str, Any]) -> ET.Element:
                 codeSystemName="trialpacs",
                 originalText=key,
             )
+    # The schema's attribute is ``csd-code``, which is no Python keyword argument.
+    for el in msg.iter():
+        if "csd_code" in el.attrib:
+            el.set("csd-code", el.attrib.pop("csd_code"))
     return msg
 
 

@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
     audit_app.command("list")(list_cmd)
     audit_app.command("export")(export_cmd)
     audit_app.command("checkpoint")(checkpoint_cmd)
+    audit_app.command("forward")(forward_cmd)
     app.add_typer(audit_app, name="audit")
 
 
@@ -173,3 +174,27 @@ def checkpoint_cmd(
     finally:
         archive.close()
     typer.echo(json.dumps(cp, indent=2))
+
+
+def forward_cmd(
+    host: Annotated[str, typer.Option("--host", help="Syslog collector host.")],
+    port: Annotated[int, typer.Option("--port")] = 6514,
+    tls: Annotated[bool, typer.Option("--tls/--no-tls")] = True,
+    ca_file: Annotated[str | None, typer.Option("--ca-file")] = None,
+    data_dir: DataDir = None,
+    config: ConfigFile = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Send entries not yet forwarded (RFC 5424, octet counting); run from cron or a timer."""
+    from trialpacs.audit.syslog import Collector, forward
+
+    settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    archive = Archive.open(settings)
+    try:
+        sent = forward(archive.db, settings.data_dir, Collector(host, port, tls, ca_file))
+    except OSError as exc:
+        console.print(f"[red]collector unreachable:[/red] {exc}; entries stay queued")
+        raise typer.Exit(1) from None
+    finally:
+        archive.close()
+    typer.echo(f"forwarded {sent} entries")

@@ -9,6 +9,7 @@ from trialpacs import __version__
 from trialpacs.access.authenticator import Authenticator
 from trialpacs.archive import Archive
 from trialpacs.web import auth, errors, trials, viewer, workspace
+from trialpacs.web.audit import AuditMiddleware
 from trialpacs.web.dicomweb import qido, stow, wado, wado_uri
 
 DICOMWEB_PREFIX = "/dicomweb"
@@ -24,6 +25,8 @@ def create_app(archive: Archive) -> FastAPI:
     app.state.auth = Authenticator(archive.db, archive.settings)
     errors.install(app)
     errors.install_media_errors(app)
+    if archive.settings.audit_enabled:
+        app.add_middleware(AuditMiddleware, db=archive.db)
     if archive.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
