@@ -317,6 +317,57 @@ def trial_search(w: World, role: str, obj: str) -> None:
             assert r.status_code == 404, (role, trial, site)
 
 
+# The trial/site each object is asked under, below the identified prefix.
+OBJECT_SITE = {"A": "T1/S1", "B": "T1/S2", "C": "T2/S1", "L": "T1/S1", "D": "T1/S1"}
+OBJECT_SITE |= {"E": "T1/S2", "X": "T1/S1"}
+IDENTIFIED = "/dicomweb/trials/{trial}/sites/{site}/studies"
+IDENTIFIED_QIDO = [
+    IDENTIFIED + "/{study}/series",
+    IDENTIFIED + "/{study}/series/{series}/instances",
+]
+IDENTIFIED_RETRIEVAL = [
+    IDENTIFIED + "/{study}/metadata",
+    IDENTIFIED + "/{study}/series/{series}/metadata",
+    IDENTIFIED + "/{study}/series/{series}/instances/{sop}/metadata",
+    IDENTIFIED + "/{study}/series/{series}/instances/{sop}",
+]
+
+
+def _identified_url(template: str, s: Study, where: str) -> str:
+    trial, site = where.split("/")
+    return _url(template.replace("{trial}", trial).replace("{site}", site), s)
+
+
+def identified(path: str) -> Check:
+    """Identified QIDO/WADO: only the coordinator of the site sees its quarantined
+    study; anyone else, any other object: exactly the answer for a missing one."""
+
+    def check(w: World, role: str, obj: str) -> None:
+        where = OBJECT_SITE[obj]
+        headers = _accept(path)
+        r = w.get(role, _identified_url(path, w.studies[obj], where), headers=headers)
+        missing = w.get(role, _identified_url(path, w.studies["X"], where), headers=headers)
+        phi = tuple(where.split("/")) in PHI.get(role, set())
+        if phi and obj == "D":
+            assert r.status_code == 200, (path, r.text)
+            if "metadata" in path or path in IDENTIFIED_QIDO:
+                body = r.json()
+                assert body and all(i["0020000D"]["Value"][0] == w.studies["D"].study for i in body)
+                if "metadata" in path:
+                    assert body[0]["00100010"]["Value"][0]["Alphabetic"] == "SECRET^PATIENT"
+            else:
+                assert w.studies["D"].sop.encode() in r.content
+            return
+        assert r.status_code == missing.status_code, (path, role, obj)
+        assert r.content == missing.content
+        if path in IDENTIFIED_QIDO and phi:
+            assert r.json() == []
+        else:
+            assert r.status_code == 404, (path, role, obj)
+
+    return check
+
+
 def pipeline_status(w: World, role: str, obj: str) -> None:
     if obj == "X":
         allowed = role in ("administrator", "data_manager")
@@ -412,6 +463,7 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("POST", "/dicomweb/studies/{study}"): stow("/dicomweb/studies/{study}"),
     ("POST", "/dicomweb/trials/{trial}/sites/{site}/studies"): trial_stow,
     ("GET", "/dicomweb/trials/{trial}/sites/{site}/studies"): trial_search,
+    **{("GET", p): identified(p) for p in IDENTIFIED_QIDO + IDENTIFIED_RETRIEVAL},
     ("GET", "/api/pipeline/status"): pipeline_status,
     **{
         (m, p): workspace(m, p)
