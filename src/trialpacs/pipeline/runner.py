@@ -2,7 +2,9 @@
 
 While the job runs a heartbeat renews its lease; the outcome is written back
 to the job table (done, retry with backoff, or needs attention) and, for a
-series, to its pipeline state, so a person sees why it stopped.
+series, to its pipeline state, so a person sees why it stopped. Each run
+also leaves an audit entry (de-identification and publication, QC hold, or
+the failure), written here in the adapter rather than in the domain code.
 """
 
 from __future__ import annotations
@@ -13,11 +15,15 @@ import socket
 import threading
 import uuid
 
+from sqlalchemy import select
+
 from trialpacs.archive import Archive
+from trialpacs.audit import AuditEvent, record
 from trialpacs.pipeline import jobs
 from trialpacs.pipeline.process import PermanentFailure, mark_attention, process_series
 from trialpacs.pipeline.qc import QcHook, load_hook
 from trialpacs.pipeline.scheduler import SERIES_JOB
+from trialpacs.trials.models import PipelineSeries
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +62,16 @@ def run_claimed(archive: Archive, job: jobs.ClaimedJob, worker: str) -> str:
     try:
         if job.kind != SERIES_JOB:
             raise PermanentFailure(f"unknown job kind {job.kind!r}")
-        process_series(archive, job.key, hook_for(archive))
+        outcome = process_series(archive, job.key, hook_for(archive))
+        action = "pipeline.deidentify_publish" if outcome.state == "published" else "qc.hold"
+        _audit(archive, job, worker, action, "success", outcome.state, outcome.reason,
+               published=outcome.published)  # fmt: skip
     except PermanentFailure as exc:
         stop.set()
         jobs.give_up(archive.db, job.pk, worker, str(exc))
         mark_attention(archive, job.key, str(exc))
+        _audit(archive, job, worker, "pipeline.deidentify_publish", "failure", "needs_attention",
+               str(exc))  # fmt: skip
         log.warning("job %s (%s) needs attention: %s", job.pk, job.key, exc)
         return jobs.ATTENTION
     except Exception as exc:
@@ -75,6 +86,37 @@ def run_claimed(archive: Archive, job: jobs.ClaimedJob, worker: str) -> str:
         stop.set()
     jobs.finish(archive.db, job.pk, worker)
     return jobs.DONE
+
+
+def _audit(
+    archive: Archive,
+    job: jobs.ClaimedJob,
+    worker: str,
+    action: str,
+    outcome: str,
+    state: str,
+    reason: str,
+    **detail: object,
+) -> None:
+    with archive.db.read() as session:
+        row = session.scalars(
+            select(PipelineSeries).where(PipelineSeries.series_uid == job.key)
+        ).first()
+    record(
+        archive.db,
+        AuditEvent(
+            action=action,
+            outcome=outcome,
+            actor="system:pipeline",
+            agent=worker,
+            trial=row.trial_id if row else "",
+            site=row.site_id if row else "",
+            series=job.key,
+            new_value=state,
+            reason=reason,
+            detail={"job": job.pk, **detail},
+        ),
+    )
 
 
 def run_job_number(archive: Archive, job_pk: int, worker: str) -> str | None:
