@@ -34,9 +34,11 @@ def clean_graphics(ds: Dataset) -> list[str]:
     ``["overlay group 6000", "GraphicAnnotationSequence"]``.
     """
     removed: list[str] = []
-    groups = sorted({e.tag.group for e in ds if _is_overlay_or_curve(e.tag)})
+    # Tags only: iterating the data set itself would decode every raw element.
+    tags = [BaseTag(t) for t in ds.keys()]  # noqa: SIM118 (a Dataset iterates elements)
+    groups = sorted({t.group for t in tags if _is_overlay_or_curve(t)})
     for group in groups:
-        for tag in [e.tag for e in ds if e.tag.group == group]:
+        for tag in [t for t in tags if t.group == group]:
             del ds[tag]
         kind = "overlay" if group >= 0x6000 else "curve"
         removed.append(f"{kind} group {group:04X}")
