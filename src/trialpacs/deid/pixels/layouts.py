@@ -65,34 +65,57 @@ class LayoutRule:
     source: str = ""
 
     def matches(self, ds: Dataset) -> bool:
+        return self.matches_facts(_Facts.of(ds))
+
+    def matches_facts(self, facts: _Facts) -> bool:
         for key, wanted in self.match.items():
             if not wanted:
                 continue
             if key == "modality":
-                if str(ds.get("Modality", "")).upper() not in {str(w).upper() for w in wanted}:
+                if facts.modality not in {str(w).upper() for w in wanted}:
                     return False
             elif key in ("manufacturer", "model", "series_description"):
-                keyword = {
-                    "manufacturer": "Manufacturer",
-                    "model": "ManufacturerModelName",
-                    "series_description": "SeriesDescription",
-                }[key]
-                have = str(ds.get(keyword, "")).upper()
+                have = getattr(facts, key)
                 if not any(str(w).upper() in have for w in wanted):
                     return False
             elif key in ("rows", "columns"):
-                have_n = ds.get("Rows" if key == "rows" else "Columns")
-                if have_n is None or int(have_n) not in {int(w) for w in wanted}:
+                have_n = getattr(facts, key)
+                if have_n is None or have_n not in {int(w) for w in wanted}:
                     return False
             elif key == "image_type":
-                values = [str(v).upper() for v in _as_list(ds.get("ImageType"))]
-                if not any(str(w).upper() in v for w in wanted for v in values):
+                if not any(str(w).upper() in v for w in wanted for v in facts.image_type):
                     return False
-            elif key == "sop_class_uid" and str(ds.get("SOPClassUID", "")) not in {
-                str(w) for w in wanted
-            }:
+            elif key == "sop_class_uid" and facts.sop_class_uid not in {str(w) for w in wanted}:
                 return False
         return True
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """The attributes rules match on, read once per instance rather than once per rule."""
+
+    modality: str
+    manufacturer: str
+    model: str
+    series_description: str
+    rows: int | None
+    columns: int | None
+    image_type: tuple[str, ...]
+    sop_class_uid: str
+
+    @classmethod
+    def of(cls, ds: Dataset) -> _Facts:
+        rows, columns = ds.get("Rows"), ds.get("Columns")
+        return cls(
+            modality=str(ds.get("Modality", "")).upper(),
+            manufacturer=str(ds.get("Manufacturer", "")).upper(),
+            model=str(ds.get("ManufacturerModelName", "")).upper(),
+            series_description=str(ds.get("SeriesDescription", "")).upper(),
+            rows=None if rows is None else int(rows),
+            columns=None if columns is None else int(columns),
+            image_type=tuple(str(v).upper() for v in _as_list(ds.get("ImageType"))),
+            sop_class_uid=str(ds.get("SOPClassUID", "")),
+        )
 
 
 @dataclass
@@ -100,7 +123,10 @@ class LayoutRules:
     rules: list[LayoutRule] = field(default_factory=list)
 
     def matching(self, ds: Dataset) -> list[LayoutRule]:
-        return [r for r in self.rules if r.matches(ds)]
+        if not self.rules:
+            return []
+        facts = _Facts.of(ds)
+        return [r for r in self.rules if r.matches_facts(facts)]
 
     def extended(self, more: Iterable[LayoutRule]) -> LayoutRules:
         return LayoutRules([*self.rules, *more])
