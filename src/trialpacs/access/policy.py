@@ -39,6 +39,7 @@ Action = Literal[
     "qc",  # the QC queue
     "audit",  # reading the audit trail
     "manage",  # users, roles, trials (admin routes)
+    "export",  # research exports of de-identified data (trialpacs.exports)
     "workspace.read",
     "workspace.write",
     "workspace.delete",
@@ -48,7 +49,7 @@ COLLECTIONS: tuple[Collection, ...] = ("identified", "published")
 
 # Token scopes: what a credential may be used for, independent of the roles of
 # the account behind it (a service key for a viewer needs no admin routes).
-SCOPES: frozenset[str] = frozenset({"dicomweb", "workspace", "admin", "audit"})
+SCOPES: frozenset[str] = frozenset({"dicomweb", "workspace", "admin", "audit", "export"})
 ALL_SCOPES = frozenset({"*"})
 ACTION_SCOPE: dict[str, str] = {
     "read": "dicomweb",
@@ -57,6 +58,7 @@ ACTION_SCOPE: dict[str, str] = {
     "qc": "admin",
     "audit": "audit",
     "manage": "admin",
+    "export": "export",
     "workspace.read": "workspace",
     "workspace.write": "workspace",
     "workspace.delete": "workspace",
@@ -151,13 +153,19 @@ _IMAGE_RULES: dict[str, dict[str, frozenset[str]]] = {
         "store": frozenset(COLLECTIONS),
         "delete": frozenset(COLLECTIONS),
         "qc": frozenset(COLLECTIONS),
+        "export": frozenset({"published"}),
     },
     "site_coordinator": {
         "read": frozenset(COLLECTIONS),
         "store": frozenset({"identified"}),
     },
     "site_pacs": {"store": frozenset({"identified"})},
-    "data_manager": {"read": frozenset({"published"}), "qc": frozenset({"published"})},
+    # Exports only ever leave with de-identified data: no role exports identified data.
+    "data_manager": {
+        "read": frozenset({"published"}),
+        "qc": frozenset({"published"}),
+        "export": frozenset({"published"}),
+    },
     "reader": {"read": frozenset({"published"})},
     "monitor": {},
 }
