@@ -349,8 +349,8 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("ADDRESS", r"\b\d{5}-\d{4}\b", 0),
         (
             "NAME",
-            r"\b(?:dr|mr|mrs|ms|miss|prof|sr|nurse)\.?\s+(?P<x>[A-Z][A-Za-z'-]+"
-            r"(?:\s+[A-Z]\.?)?(?:\s+[A-Z][A-Za-z'-]+)?)",
+            r"\b(?:[Dd]r|[Mm]rs?|[Mm]s|[Mm]iss|[Pp]rof|[Ss]r|[Nn]urse)\.?\s+(?P<x>[A-Z][A-Za-z'-]+"
+            r"(?:\s+[A-Z]\.?(?![A-Za-z]))?(?:\s+[A-Z][A-Za-z'-]+)?)",
             0,
         ),
         (
