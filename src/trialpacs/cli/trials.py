@@ -122,7 +122,8 @@ def status_cmd(
     config: ConfigFile = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Per trial and site: received, in progress, published, held for QC, needing attention."""
+    """Per trial and site: received, in progress, published, held for QC, needing attention,
+    without a visit; and data that matched no trial, per site."""
     from trialpacs.pipeline.status import pipeline_status
 
     archive = Archive.open(settings_from(config, data_dir=data_dir, database_url=database_url))
@@ -144,6 +145,7 @@ def status_cmd(
         ("published (inst)", "published_instances"),
         ("held QC", "held_qc_series"),
         ("attention", "needs_attention_series"),
+        ("no visit", "unassigned_timepoint_series"),
     ]
     for title, _ in cols:
         table.add_column(title, justify="left" if title in ("trial", "site") else "right")
@@ -152,6 +154,17 @@ def status_cmd(
     out.print(table)
     un = status["unassigned"]
     out.print(f"unassigned: {un['series']} series, {un['instances']} instances (never published)")
+    for site, n in sorted(un["by_site"].items()):
+        out.print(
+            f"  from {site or 'an unknown caller'}: "
+            f"{n['series']} series, {n['instances']} instances"
+        )
+    for row in status["trials"]:
+        if row["timepoints"]:
+            visits = ", ".join(
+                f"{tp or '(none)'}: {n}" for tp, n in sorted(row["timepoints"].items())
+            )
+            out.print(f"{row['trial']}/{row['site']} series by visit: {visits}", soft_wrap=True)
     for item in status["attention"]:
         out.print(
             f"[yellow]{item['state']}[/yellow] {item['trial']}/{item['site']} "

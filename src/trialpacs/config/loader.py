@@ -335,6 +335,7 @@ def check_references(
             add(("trials", i, "sites", k), f"trial {t.id!r}: site {dup!r} listed twice")
         for k, dup in _dupes([(j, tp.id) for j, tp in enumerate(t.timepoints)]):
             add(("trials", i, "timepoints", k), f"trial {t.id!r}: time point {dup!r} listed twice")
+        _check_windows(t, i, add)
 
     trial_ids = {t.id for t in c.trials}
     for i, role in enumerate(c.roles):
@@ -348,6 +349,25 @@ def check_references(
                 hint = suggest(sid, sites, "sites")
                 add(("roles", i, "phi_sites", j), f"role {role.name!r}: unknown site {sid!r}", hint)
     return problems
+
+
+def _check_windows(t: Any, i: int, add: Any) -> None:
+    """Rule windows must be ranges and must not overlap: a date picks one visit or none."""
+    seen: list[tuple[int, int, str]] = []
+    for j, tp in enumerate(t.timepoints):
+        if tp.window_days is None:
+            continue
+        lo, hi = tp.window_days
+        where = ("trials", i, "timepoints", j, "window_days")
+        if lo > hi:
+            add(where, f"trial {t.id!r}: time point {tp.id!r} window [{lo}, {hi}] is empty",
+                "write it as [first day, last day]")  # fmt: skip
+            continue
+        for olo, ohi, other in seen:
+            if lo <= ohi and olo <= hi:
+                add(where, f"trial {t.id!r}: time point {tp.id!r} window [{lo}, {hi}] overlaps "
+                    f"{other!r} [{olo}, {ohi}]", "make the day windows disjoint")  # fmt: skip
+        seen.append((lo, hi, tp.id))
 
 
 def _check_profiles(c: ConfigDoc, doc: _Doc, add: Any) -> None:

@@ -62,6 +62,9 @@ class TimePointCfg(_Strict):
     description: str = ""
     modalities: list[str] = []
     anatomy: list[str] = []
+    # [first, last] day after the subject's baseline study that falls in this
+    # visit; used only when neither the intake nor the data names the visit.
+    window_days: tuple[int, int] | None = None
 
 
 class TrialSiteCfg(_Strict):

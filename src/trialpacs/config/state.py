@@ -146,6 +146,9 @@ def _read(session: Session) -> ConfigDoc:
                         description=tp.description,
                         modalities=_j(tp.modalities),
                         anatomy=_j(tp.anatomy),
+                        window_days=(tp.window_start_days, tp.window_end_days)
+                        if tp.window_start_days is not None and tp.window_end_days is not None
+                        else None,
                     )
                     for tp in tps
                 ],
@@ -378,6 +381,8 @@ def _apply_trials(session: Session, d: ConfigDoc) -> None:
                     position=pos,
                     modalities=json.dumps(tp.modalities),
                     anatomy=json.dumps(tp.anatomy),
+                    window_start_days=tp.window_days[0] if tp.window_days else None,
+                    window_end_days=tp.window_days[1] if tp.window_days else None,
                 )
             )
     session.flush()

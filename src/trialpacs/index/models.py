@@ -55,6 +55,7 @@ class Study(Base):
         Index("ix_studies_patient_name", "patient_name"),
         Index("ix_studies_accession", "accession_number"),
         Index("ix_studies_updated", "updated_at"),
+        Index("ix_studies_timepoint", "trial_id", "timepoint_id"),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -83,6 +84,8 @@ class Study(Base):
     )
     trial_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     site_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # ClinicalTrialTimePointID: the visit of a trial study ('' = not assigned).
+    timepoint_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
 
 
 class Series(Base):

@@ -56,6 +56,7 @@ ATTRS: dict[str, Attr] = {
         _A("00200010", "SH", "study", Study.study_id),
         _A("00201206", "IS", "study", Study.num_series, "int"),
         _A("00201208", "IS", "study", Study.num_instances, "int"),
+        _A("00120050", "LO", "study", Study.timepoint_id),  # ClinicalTrialTimePointID
         _A("00080060", "CS", "series", Series.modality),
         _A("0008103E", "LO", "series", Series.series_description),
         _A("00080021", "DA", "series", Series.series_date, "date"),

@@ -72,6 +72,7 @@ def extract(ds: Dataset) -> IndexRecord:
         "study_description": text(ds, "StudyDescription"),
         "referring_physician_name": referring,
         "referring_physician_search": name_search_key(referring),
+        "timepoint_id": text(ds, "ClinicalTrialTimePointID"),
     }
     series = {
         "modality": text(ds, "Modality", 16),

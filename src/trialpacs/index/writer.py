@@ -56,6 +56,8 @@ class NewInstance:
     trial_id: str | None = None
     site_id: str | None = None
     store: str | None = None
+    # A time point named at intake; overrides ClinicalTrialTimePointID of the data.
+    timepoint_id: str | None = None
 
 
 _FIND = (
@@ -105,6 +107,15 @@ _SET_MODALITIES = (
     update(Study).where(Study.pk == bindparam("b_pk")).values(modalities=bindparam("b_mods"))
 )
 _REPLACE = update(Instance).where(Instance.pk == bindparam("b_pk"))
+# An explicit time point fills in a study that has none (never replaces one).
+_ASSIGN_TIMEPOINT = (
+    update(Study)
+    .where(Study.pk == bindparam("b_pk"), Study.timepoint_id == "")
+    .values(timepoint_id=bindparam("b_tp"))
+)
+_TIMEPOINTS = select(Study.study_uid, Study.timepoint_id).where(
+    Study.study_uid.in_(bindparam("b_uids", expanding=True))
+)
 
 
 def _inserts(dialect: str) -> dict[str, Any]:
@@ -158,6 +169,9 @@ class _Batch:
             return pk
         pk = self._scalar(_STUDY_PK, {"b_uid": item.study_uid})
         if pk is None:
+            study = item.record.study
+            if item.timepoint_id:
+                study = {**study, "timepoint_id": item.timepoint_id}
             pat = item.record.patient
             self.conn.execute(
                 self.ins["patient"], {**pat, "num_studies": 0, "created_at": self.now}
@@ -168,7 +182,7 @@ class _Batch:
             inserted = self.conn.execute(
                 self.ins["study"],
                 {
-                    **item.record.study,
+                    **study,
                     "study_uid": item.study_uid,
                     "patient_pk": patient_pk,
                     "num_series": 0,
@@ -184,6 +198,8 @@ class _Batch:
             if inserted.rowcount:
                 self.conn.execute(_BUMP_PATIENT, {"b_pk": patient_pk})
             pk = self._scalar(_STUDY_PK, {"b_uid": item.study_uid})
+        elif item.timepoint_id:
+            self.conn.execute(_ASSIGN_TIMEPOINT, {"b_pk": pk, "b_tp": item.timepoint_id})
         assert pk is not None
         self.studies[item.study_uid] = pk
         return pk
@@ -265,6 +281,14 @@ def study_placements(
         return {}
     rows = session.connection().execute(_PLACEMENTS, {"b_uids": list(study_uids)}).all()
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+
+def study_timepoints(session: Session, study_uids: Sequence[str]) -> dict[str, str]:
+    """ClinicalTrialTimePointID of the studies that exist ('' = none assigned)."""
+    if not study_uids:
+        return {}
+    rows = session.connection().execute(_TIMEPOINTS, {"b_uids": list(study_uids)}).all()
+    return {row[0]: row[1] for row in rows}
 
 
 def insert_instances(session: Session, items: Sequence[NewInstance]) -> list[bool]:

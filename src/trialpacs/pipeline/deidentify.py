@@ -23,11 +23,11 @@ from trialpacs.archive import Archive
 from trialpacs.config.profiles import build_profile
 from trialpacs.deid import Deidentifier, TrialContext
 from trialpacs.deid.pixel_hook import pixel_cleaner_for
-from trialpacs.trials.catalog import SiteInfo, TrialInfo
+from trialpacs.trials.catalog import SiteInfo, TimePointInfo, TrialInfo
 from trialpacs.trials.models import DeidProfileDef
 from trialpacs.trials.subjects import DbSubjectRegistry
 
-_CACHE: dict[tuple[int, str, str, str], Deidentifier] = {}
+_CACHE: dict[tuple[int, str, str, str, str], Deidentifier] = {}
 _LOCK = threading.Lock()
 
 
@@ -55,12 +55,17 @@ def _profiles(archive: Archive) -> dict[str, dict[str, object]]:
         }
 
 
-def deidentifier(archive: Archive, trial: TrialInfo, site: SiteInfo) -> Deidentifier:
+def deidentifier(
+    archive: Archive, trial: TrialInfo, site: SiteInfo, timepoint: TimePointInfo | None = None
+) -> Deidentifier:
+    """The trial's engine for one site and visit (the visit is written as
+    ClinicalTrialTimePointID, so published data can be searched by it)."""
     defined = _profiles(archive)
     fingerprint = hashlib.sha256(
         json.dumps([trial.profile, defined.get(trial.profile)], sort_keys=True).encode()
     ).hexdigest()
-    key = (id(archive), trial.trial_id, site.site_id, fingerprint)
+    tp_id = timepoint.timepoint_id if timepoint else ""
+    key = (id(archive), trial.trial_id, site.site_id, tp_id, fingerprint)
     with _LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
@@ -76,6 +81,8 @@ def deidentifier(archive: Archive, trial: TrialInfo, site: SiteInfo) -> Deidenti
             sponsor=trial.sponsor,
             protocol_name=trial.name,
             site_name=site.name,
+            time_point_id=tp_id,
+            time_point_description=timepoint.description if timepoint else "",
         ),
         registry=DbSubjectRegistry(archive.db, trial.trial_id),
         pixel_cleaner=pixel_cleaner_for(profile),

@@ -26,7 +26,7 @@ from trialpacs.ingest.store import Placement, StoreOutcome, store_many
 from trialpacs.pipeline import qc as qc_mod
 from trialpacs.pipeline.deidentify import deidentifier
 from trialpacs.pipeline.verify import originals, verify_instance
-from trialpacs.trials import backends, catalog
+from trialpacs.trials import backends, catalog, timepoints
 from trialpacs.trials.events import record_event
 from trialpacs.trials.models import PUBLISHED, QUARANTINE, PipelineSeries
 
@@ -46,7 +46,7 @@ class SeriesOutcome:
 
 
 def process_series(archive: Archive, series_uid: str, hook: qc_mod.QcHook) -> SeriesOutcome:
-    refs, _study_uid, trial_id, site_id = _quarantined(archive, series_uid)
+    refs, study_uid, trial_id, site_id = _quarantined(archive, series_uid)
     trial = catalog.get_trial(archive.db, trial_id)
     site = catalog.get_site(archive.db, site_id)
     if trial is None or site is None or site_id not in trial.sites:
@@ -57,8 +57,18 @@ def process_series(archive: Archive, series_uid: str, hook: qc_mod.QcHook) -> Se
             f"trial {trial_id} does not allow de-identified data in region {published_region!r} "
             f"(deid_regions: {', '.join(trial.deid_regions) or 'none'})"
         )
-    _set_state(archive, series_uid, "processing", seen=len(refs))
-    deid = deidentifier(archive, trial, site)
+    visit = timepoints.resolve(archive, trial, study_uid)
+    _set_state(archive, series_uid, "processing", seen=len(refs), visit=visit)
+    if visit.timepoint is None and trial.timepoints:
+        record_event(
+            archive.db,
+            "timepoint_unassigned",
+            trial_id=trial_id,
+            site_id=site_id,
+            subject=series_uid,
+            detail=visit.note,
+        )
+    deid = deidentifier(archive, trial, site, visit.timepoint)
     reg = backends.registry(archive)
     outputs: list[bytes] = []
     headers: list[Dataset] = []
@@ -92,7 +102,8 @@ def process_series(archive: Archive, series_uid: str, hook: qc_mod.QcHook) -> Se
             f"verification found residual PHI in {len(problems)} instance(s): {problems[0]}"
         )
     first = headers[0]
-    tp = trial.timepoints
+    # What QC expects: the visit's modalities and anatomy, or any visit's if unassigned.
+    tp = (visit.timepoint,) if visit.timepoint else trial.timepoints
     verdict_qc = hook.check(
         qc_mod.SeriesForQc(
             trial_id=trial_id,
@@ -103,6 +114,7 @@ def process_series(archive: Archive, series_uid: str, hook: qc_mod.QcHook) -> Se
             datasets=headers,
             expected_modalities=tuple(m for t in tp for m in t.modalities),
             expected_anatomy=tuple(a for t in tp for a in t.anatomy),
+            timepoint=visit.timepoint_id,
         )
     )
     if verdict_qc.status == "hold":
@@ -178,8 +190,12 @@ def _set_state(
     subject: str | None = None,
     study: str | None = None,
     series: str | None = None,
+    visit: timepoints.Assignment | None = None,
 ) -> None:
     values: dict[str, object] = {"state": state, "reason": reason, "updated_at": utcnow()}
+    if visit is not None:
+        values["timepoint_id"] = visit.timepoint_id
+        values["timepoint_source"] = visit.source
     if seen is not None:
         values["seen_instances"] = seen
     if published is not None:

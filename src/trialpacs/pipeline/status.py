@@ -1,4 +1,5 @@
-"""Counts per trial and site: received, in progress, published, held for QC, needing attention."""
+"""Counts per trial and site: received, in progress, published, held for QC, needing
+attention, and series without a visit (time point); plus data that matched no trial."""
 
 from __future__ import annotations
 
@@ -22,13 +23,17 @@ _EMPTY = {
     "published_instances": 0,
     "held_qc_series": 0,
     "needs_attention_series": 0,
+    "unassigned_timepoint_series": 0,
 }
 
 
 def pipeline_status(archive: Archive) -> dict[str, Any]:
     rows: dict[tuple[str, str], dict[str, int]] = {}
 
+    visits: dict[tuple[str, str], dict[str, int]] = {}
+
     def at(trial: str | None, site: str | None) -> dict[str, int]:
+        visits.setdefault((trial or "", site or ""), {})
         return rows.setdefault((trial or "", site or ""), dict(_EMPTY))
 
     with archive.db.read() as session:
@@ -68,6 +73,21 @@ def pipeline_status(archive: Archive) -> dict[str, Any]:
             }.get(state)
             if key:
                 at(trial, site)[key] += int(n)
+        # Series by visit ('' = unassigned), once the pipeline has looked at them.
+        for trial, site, tp, n in session.execute(
+            select(
+                PipelineSeries.trial_id,
+                PipelineSeries.site_id,
+                PipelineSeries.timepoint_id,
+                func.count(),
+            )
+            .where(PipelineSeries.state != "queued")
+            .group_by(PipelineSeries.trial_id, PipelineSeries.site_id, PipelineSeries.timepoint_id)
+        ).all():
+            at(trial, site)
+            visits[(trial or "", site or "")][tp or ""] = int(n)
+            if not tp:
+                at(trial, site)["unassigned_timepoint_series"] += int(n)
         for r in rows.values():
             tracked = (
                 r["in_progress_series"]
@@ -90,20 +110,33 @@ def pipeline_status(archive: Archive) -> dict[str, Any]:
                 )
             )
         ]
-        unassigned = session.execute(
-            select(func.count(Series.pk), func.coalesce(func.sum(Series.num_instances), 0))
+        unassigned_sites = session.execute(
+            select(
+                Study.site_id,
+                func.count(Series.pk),
+                func.coalesce(func.sum(Series.num_instances), 0),
+            )
             .join(Study, Study.pk == Series.study_pk)
             .where(Study.collection == UNASSIGNED)
-        ).one()
+            .group_by(Study.site_id)
+        ).all()
         job_counts = {
             r[0]: r[1] for r in session.execute(select(Job.state, func.count()).group_by(Job.state))
         }
     return {
         "trials": [
-            {"trial": trial, "site": site, **counts}
+            {"trial": trial, "site": site, **counts, "timepoints": visits.get((trial, site), {})}
             for (trial, site), counts in sorted(rows.items())
         ],
-        "unassigned": {"series": int(unassigned[0]), "instances": int(unassigned[1])},
+        # Data that matched no trial, by the site it came from ('' = unknown caller).
+        "unassigned": {
+            "series": sum(int(r[1]) for r in unassigned_sites),
+            "instances": sum(int(r[2]) for r in unassigned_sites),
+            "by_site": {
+                (site or ""): {"series": int(n), "instances": int(i)}
+                for site, n, i in unassigned_sites
+            },
+        },
         "jobs": {s: int(job_counts.get(s, 0)) for s in JOB_STATES},
         "attention": attention,
         "recent_events": recent_events(archive.db, limit=20),

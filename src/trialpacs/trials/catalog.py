@@ -28,6 +28,7 @@ class TimePointInfo:
     description: str
     modalities: tuple[str, ...]
     anatomy: tuple[str, ...]
+    window_days: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ def _trial(session: Session, row: Trial) -> TrialInfo:
             t.description,
             tuple(json.loads(t.modalities or "[]")),
             tuple(json.loads(t.anatomy or "[]")),
+            (t.window_start_days, t.window_end_days)
+            if t.window_start_days is not None and t.window_end_days is not None
+            else None,
         )
         for t in session.scalars(
             select(TimePoint).where(TimePoint.trial_pk == row.pk).order_by(TimePoint.position)

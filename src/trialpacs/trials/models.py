@@ -107,6 +107,9 @@ class TimePoint(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
     modalities: Mapped[str] = mapped_column(Text, default="[]")
     anatomy: Mapped[str] = mapped_column(Text, default="[]")
+    # Rule-based assignment: days after the subject's baseline study (inclusive).
+    window_start_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    window_end_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Subject(Base):
@@ -158,6 +161,11 @@ class PipelineSeries(Base):
     subject: Mapped[str] = mapped_column(String(64), default="")
     published_study_uid: Mapped[str] = mapped_column(String(64), default="")
     published_series_uid: Mapped[str] = mapped_column(String(64), default="")
+    # The visit the series was published under ('' = unassigned) and how it was
+    # decided: request (STOW/import/DIMSE intake), data, study (another series of
+    # the same study), rule (date window after baseline).
+    timepoint_id: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    timepoint_source: Mapped[str] = mapped_column(String(16), default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
