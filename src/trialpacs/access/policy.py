@@ -39,6 +39,7 @@ Action = Literal[
     "qc",  # the QC queue
     "audit",  # reading the audit trail
     "manage",  # users, roles, trials (admin routes)
+    "metrics",  # scraping /metrics (operations figures, no PHI)
     "export",  # research exports of de-identified data (trialpacs.exports)
     "workspace.read",
     "workspace.write",
@@ -49,7 +50,7 @@ COLLECTIONS: tuple[Collection, ...] = ("identified", "published")
 
 # Token scopes: what a credential may be used for, independent of the roles of
 # the account behind it (a service key for a viewer needs no admin routes).
-SCOPES: frozenset[str] = frozenset({"dicomweb", "workspace", "admin", "audit", "export"})
+SCOPES: frozenset[str] = frozenset({"dicomweb", "workspace", "admin", "audit", "export", "metrics"})
 ALL_SCOPES = frozenset({"*"})
 ACTION_SCOPE: dict[str, str] = {
     "read": "dicomweb",
@@ -58,6 +59,7 @@ ACTION_SCOPE: dict[str, str] = {
     "qc": "admin",
     "audit": "audit",
     "manage": "admin",
+    "metrics": "metrics",
     "export": "export",
     "workspace.read": "workspace",
     "workspace.write": "workspace",
@@ -170,7 +172,7 @@ _IMAGE_RULES: dict[str, dict[str, frozenset[str]]] = {
     "monitor": {},
 }
 _OTHER_RULES: dict[str, frozenset[str]] = {
-    "administrator": frozenset({"audit", "manage"}),
+    "administrator": frozenset({"audit", "manage", "metrics"}),
     "monitor": frozenset({"audit"}),
 }
 
