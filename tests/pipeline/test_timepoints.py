@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pydicom
 import pytest
@@ -89,7 +90,7 @@ def _published_header(archive: Archive, series_uid: str) -> pydicom.Dataset:
     return pydicom.dcmread(io.BytesIO(archive.store.get(ref.blob_key)), stop_before_pixels=True)
 
 
-def _published_studies(archive: Archive, timepoint: str) -> list[dict[str, object]]:
+def _published_studies(archive: Archive, timepoint: str) -> list[dict[str, Any]]:
     query = Query.from_params("study", [("ClinicalTrialTimePointID", timepoint)])
     with archive.db.read() as session:
         return search(session, query).items
