@@ -1,0 +1,1 @@
+"""Research exports: cohorts over the de-identified archive and dataset packages."""
