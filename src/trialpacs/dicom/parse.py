@@ -103,8 +103,10 @@ def parse_part10(data: bytes, *, max_bytes: int | None = None) -> ParsedInstance
         raise InvalidInput(
             "encapsulated pixel data is truncated: no sequence delimiter (FFFE,E0DD) at the end"
         )
-    check_structure(ds)
+    # Before check_structure: reading a sequence converts its raw element, and
+    # the end of a trailing sequence is only known from the raw one.
     _check_consumed(ds, zeroed)
+    check_structure(ds)
     parsed = _identify(ds, str(ts), zeroed)
     media_sop = meta.get("MediaStorageSOPInstanceUID")
     if media_sop and str(media_sop) != parsed.sop_instance_uid:
