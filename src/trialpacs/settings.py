@@ -218,6 +218,17 @@ class Settings(BaseSettings):
         "created in) DATA_DIR/deid.secret. Every worker must share it.",
     )
 
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="Log lines as text or as one JSON object per line without PHI "
+        "(docs/operations.md).",
+    )
+    metrics_cache_seconds: float = Field(
+        default=15.0,
+        description="How long /metrics reuses its reading of the index (aggregates over "
+        "every instance).",
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -409,6 +409,17 @@ def admin_delete_workspace(w: World, role: str, obj: str) -> None:
         assert r.status_code == 404
 
 
+def metrics_route(w: World, role: str, obj: str) -> None:
+    """Operations figures: an administrator grant with the metrics scope; anyone else: 404."""
+    if obj != "X":
+        return
+    r = w.get(role, "/metrics")
+    if role == "administrator":
+        assert r.status_code == 200 and "trialpacs_http_requests_total" in r.text
+    else:
+        assert r.status_code == 404, (role, r.status_code)
+
+
 def auth_route(method: str, path: str) -> Check:
     expected = {
         "/auth/me": 200,
@@ -503,11 +514,14 @@ MATRIX: dict[tuple[str, str], Check] = {
         ("GET", p): public("GET", p)
         for p in ("/health", "/viewer", "/viewer/app-config.js", "/viewer/{path:path}")
     },
+    ("GET", "/ready"): public("GET", "/ready"),
+    ("GET", "/metrics"): metrics_route,
 }
 # FastAPI's own documentation pages: no data, no check needed beyond being public.
 FRAMEWORK = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PUBLIC_PATHS = {
     "/health",
+    "/ready",
     "/viewer",
     "/viewer/app-config.js",
     "/viewer/{path:path}",

@@ -8,7 +8,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from trialpacs import __version__
 from trialpacs.access.authenticator import Authenticator
 from trialpacs.archive import Archive
+from trialpacs.ops.metrics import create_metrics
 from trialpacs.web import auth, errors, trials, viewer, workspace
+from trialpacs.web import ops as ops_routes
 from trialpacs.web.audit import AuditMiddleware
 from trialpacs.web.dicomweb import qido, stow, wado, wado_uri
 
@@ -27,6 +29,8 @@ def create_app(archive: Archive) -> FastAPI:
     errors.install_media_errors(app)
     if archive.settings.audit_enabled:
         app.add_middleware(AuditMiddleware, db=archive.db)
+    app.state.metrics = create_metrics(archive)
+    app.add_middleware(ops_routes.MetricsMiddleware, metrics=app.state.metrics)
     if archive.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -40,6 +44,7 @@ def create_app(archive: Archive) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
 
+    app.include_router(ops_routes.router)
     app.include_router(auth.router)
     app.include_router(workspace.router)
     app.include_router(trials.router)

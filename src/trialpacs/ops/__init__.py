@@ -1,0 +1,1 @@
+"""Operations: metrics, readiness, structured logs, backup and restore (docs/operations.md)."""
