@@ -57,7 +57,7 @@ trials:
 TESTDATA = Path(os.environ.get("TRIALPACS_TESTDATA", "/work/shared/testdata"))
 
 
-def testdata(folder: str) -> list[Path]:
+def corpus_files(folder: str) -> list[Path]:
     files = sorted((TESTDATA / folder).glob("*.dcm"))
     assert files, f"test data {TESTDATA / folder} is missing (set TRIALPACS_TESTDATA)"
     return files
