@@ -51,4 +51,5 @@ fi
 if [ -x scripts/install-viewer.sh ]; then
   scripts/install-viewer.sh
 fi
+scripts/install-htmx.sh
 log "ready: .venv/bin/trialpacs --help"

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from pydicom.uid import generate_uid
 
 from dicomfactory import make_bytes
+from support.portal_matrix import portal_cells
 from trialpacs.access.apikeys import create_key
 from trialpacs.access.policy import Principal
 from trialpacs.access.workspace import Workspaces
@@ -517,6 +518,8 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("GET", "/ready"): public("GET", "/ready"),
     ("GET", "/metrics"): metrics_route,
 }
+PORTAL, PORTAL_PUBLIC = portal_cells(VISIBLE, UPLOAD)
+MATRIX |= PORTAL
 # FastAPI's own documentation pages: no data, no check needed beyond being public.
 FRAMEWORK = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PUBLIC_PATHS = {
@@ -532,6 +535,7 @@ PUBLIC_PATHS = {
     "/auth/saml/login",
     "/auth/saml/acs",
     "/auth/saml/metadata",
+    *PORTAL_PUBLIC,
 }
 
 

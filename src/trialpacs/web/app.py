@@ -9,7 +9,7 @@ from trialpacs import __version__
 from trialpacs.access.authenticator import Authenticator
 from trialpacs.archive import Archive
 from trialpacs.ops.metrics import create_metrics
-from trialpacs.web import auth, errors, trials, viewer, workspace
+from trialpacs.web import auth, errors, portal, trials, viewer, workspace
 from trialpacs.web import ops as ops_routes
 from trialpacs.web.audit import AuditMiddleware
 from trialpacs.web.dicomweb import qido, stow, wado, wado_uri
@@ -53,4 +53,5 @@ def create_app(archive: Archive) -> FastAPI:
         app.include_router(router, prefix=DICOMWEB_PREFIX, tags=["dicomweb"])
     app.include_router(wado_uri.router, tags=["wado-uri"])
     app.include_router(viewer.router, tags=["viewer"])
+    portal.install(app)
     return app

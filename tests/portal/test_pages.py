@@ -1,0 +1,221 @@
+"""The portal in-process: sign-in with CSRF and MFA, pages per role, headers, no PHI leaks."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+from pydicom.uid import generate_uid
+
+from dicomfactory import make_bytes
+from trialpacs.access import users
+from trialpacs.archive import Archive
+from trialpacs.audit.chain import Filter, query
+from trialpacs.config import apply, load_text
+from trialpacs.ingest.store import Placement, StoreOutcome, store_many
+from trialpacs.settings import load_settings
+from trialpacs.trials.intake import store_for_site
+from trialpacs.web.app import create_app
+
+PASSWORD = "portal-Pass-phrase-93"
+CONFIG = """\
+version: 1
+regions: [{{id: eu}}]
+storage_backends:
+  - {{name: q-eu, kind: local, path: {tmp}/q-eu, region: eu, purpose: identified}}
+profiles: [{{name: basic, extends: trial}}]
+sites:
+  - {{id: S1, name: One, region: eu, identified_backend: q-eu}}
+trials:
+  - {{id: T1, name: Trial one, profile: basic, deid_regions: [local, eu], sites: [{{site: S1}}]}}
+  - {{id: T2, name: Trial two, profile: basic, deid_regions: [local, eu], sites: [{{site: S1}}]}}
+"""
+USERS = {
+    "rita": "reader@T1",
+    "cora": "site_coordinator@T1/S1",
+    "mona": "monitor@T1",
+    "dana": "data_manager@T1",
+    "adam": "administrator",
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Archive, dict[str, str]]]:
+    tmp: Path = tmp_path_factory.mktemp("portal")
+    archive = Archive.open(load_settings(None, data_dir=tmp, cookie_secure=False))
+    apply(archive, load_text(CONFIG.format(tmp=tmp)))
+    studies: dict[str, str] = {}
+    for label, trial in (("T1", "T1"), ("T2", "T2")):
+        st = generate_uid()
+        data = make_bytes(study=st, series=generate_uid(), sop=generate_uid(), rows=4, cols=4)
+        where = Placement(collection="published", trial_id=trial, site_id="S1")
+        (out,) = store_many(archive, [data], placement=where)
+        assert isinstance(out, StoreOutcome)
+        studies[label] = st
+    st = generate_uid()
+    data = make_bytes(study=st, series=generate_uid(), sop=generate_uid(), rows=4, cols=4,
+                      patient_name="SECRET^PATIENT")  # fmt: skip
+    (out,) = store_for_site(archive, [data], "T1", "S1")
+    assert isinstance(out, StoreOutcome)
+    studies["identified"] = st
+    for name, grant in USERS.items():
+        users.add_user(archive.db, name, password=PASSWORD)
+        users.grant(archive.db, name, grant)
+    yield archive, studies
+    archive.close()
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "the page has no CSRF field"
+    return found.group(1)
+
+
+def sign_in(client: TestClient, username: str, otp: str | None = None) -> None:
+    token = _csrf(client.get("/login").text)
+    form = {"csrf_token": token, "username": username, "password": PASSWORD}
+    if otp:
+        form["otp"] = otp
+    r = client.post("/login", data=form, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/worklist"
+
+
+@pytest.fixture
+def client(world: tuple[Archive, dict[str, str]]) -> Iterator[TestClient]:
+    with TestClient(create_app(world[0])) as c:
+        yield c
+
+
+def test_sign_in_needs_the_csrf_value_and_the_right_password(client: TestClient) -> None:
+    page = client.get("/login")
+    assert page.status_code == 200
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    token = _csrf(page.text)
+    form = {"username": "rita", "password": PASSWORD}
+    assert client.post("/login", data=form).status_code == 403  # no CSRF value
+    bad = client.post("/login", data={**form, "csrf_token": "x" * 43})
+    assert bad.status_code == 403
+    wrong = client.post("/login", data={**form, "password": "nope", "csrf_token": token})
+    assert wrong.status_code == 401 and "Sign-in failed" in wrong.text
+    ok = client.post("/login", data={**form, "csrf_token": token}, follow_redirects=False)
+    assert ok.status_code == 303
+    assert "tp_session" in ok.headers["set-cookie"] and "HttpOnly" in ok.headers["set-cookie"]
+
+
+def test_worklist_shows_only_the_callers_trials(
+    client: TestClient, world: tuple[Archive, dict[str, str]]
+) -> None:
+    _, studies = world
+    sign_in(client, "rita")
+    r = client.get("/worklist")
+    assert r.status_code == 200
+    assert studies["T1"] in r.text and studies["T2"] not in r.text
+    assert studies["identified"] not in r.text and "SECRET" not in r.text
+    assert "Open in viewer" in r.text and "/thumbnail" in r.text
+    assert client.get(f"/studies/{studies['T1']}").status_code == 200
+    refused = client.get(f"/studies/{studies['T2']}")
+    missing = client.get(f"/studies/{generate_uid()}")
+    assert refused.status_code == missing.status_code == 404
+    # filters
+    assert studies["T1"] not in client.get("/worklist?trial=T2").text
+    assert client.get("/worklist?date_from=yesterday").status_code == 400
+    # the nav offers only what the role may use
+    assert 'href="/upload"' not in r.text and 'href="/audit"' not in r.text
+    assert client.get("/upload").status_code == 404
+    assert client.get("/audit").status_code == 404
+
+
+def test_identified_rows_only_for_the_sites_coordinator(
+    client: TestClient, world: tuple[Archive, dict[str, str]]
+) -> None:
+    _, studies = world
+    sign_in(client, "cora")
+    r = client.get("/worklist")
+    assert studies["identified"] in r.text and "SECRET PATIENT" in r.text
+    assert studies["T2"] not in r.text
+    up = client.get("/upload")
+    assert up.status_code == 200 and 'value="T1/S1"' in up.text and "T2/S1" not in up.text
+    status = client.get("/upload/status?trial=T1&site=S1")
+    assert status.status_code == 200 and "Received series" in status.text
+    assert client.get("/upload/status?trial=T2&site=S1").status_code == 404
+
+
+def test_sign_out_ends_the_session(client: TestClient) -> None:
+    sign_in(client, "rita")
+    token = _csrf(client.get("/worklist").text)
+    r = client.post("/logout", data={"csrf_token": token}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    after = client.get("/worklist")
+    assert after.status_code == 401 and 'action="/login"' in after.text
+
+
+def test_mfa_enrolment_then_the_code_is_asked(client: TestClient) -> None:
+    sign_in(client, "dana")
+    account = client.get("/account")
+    assert "No second factor yet" in account.text
+    r = client.post("/account/mfa", data={"csrf_token": _csrf(account.text)})
+    assert r.status_code == 200
+    assert 'src="data:image/png;base64,' in r.text
+    secret = re.search(r'id="mfa-secret">([A-Z2-7]+)<', r.text)
+    assert secret
+    totp = pyotp.TOTP(secret.group(1))
+    done = client.post(
+        "/account/mfa/confirm", data={"csrf_token": _csrf(r.text), "code": totp.now()}
+    )
+    assert done.status_code == 200 and "authenticator app is enrolled" in done.text
+    client.cookies.clear()
+    token = _csrf(client.get("/login").text)
+    form = {"csrf_token": token, "username": "dana", "password": PASSWORD}
+    asked = client.post("/login", data=form)
+    assert asked.status_code == 401 and 'name="otp"' in asked.text
+    sign_in(client, "dana", otp=totp.at(time.time() + 30))
+
+
+def test_monitor_filters_verifies_and_exports_the_audit_trail(
+    client: TestClient, world: tuple[Archive, dict[str, str]]
+) -> None:
+    archive, studies = world
+    sign_in(client, "rita")
+    client.get(f"/studies/{studies['T1']}")
+    client.cookies.clear()
+    sign_in(client, "adam")  # a global auditor sees every entry
+    r = client.get("/audit?user=rita")
+    assert r.status_code == 200 and "GET /studies/{study}" in r.text
+    assert client.get("/audit/verify").text.count("Intact") == 1
+    csv = client.get("/audit/export?format=csv&user=rita")
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert "rita" in csv.text and "attachment" in csv.headers["content-disposition"]
+    assert client.get("/audit/export?format=pdf").status_code == 400
+    assert client.get("/audit?since=not-a-date").status_code == 400
+    client.cookies.clear()
+    sign_in(client, "mona")  # a trial's monitor sees that trial's entries only
+    fhir = client.get("/audit/export?format=json").json()
+    assert fhir and {e["trial"] for e in fhir} == {"T1"}
+    assert client.get("/audit?trial=T2").text.count("No entries match") == 1
+    # the page views themselves are in the trail
+    assert query(archive.db, Filter(user="mona", action="GET /audit"))
+
+
+def test_admin_sees_trials_users_and_roles_read_only(client: TestClient) -> None:
+    sign_in(client, "adam")
+    r = client.get("/admin")
+    assert r.status_code == 200
+    for text in ("Trial one", "site_coordinator@T1/S1", "monitor@T1", "config apply"):
+        assert text in r.text
+    assert "<form" not in r.text.split("<main>")[1]
+
+
+def test_static_files_and_htmx_are_served_locally(client: TestClient) -> None:
+    page = client.get("/login").text
+    assert 'src="/static/htmx.min.js"' in page and "<script>" not in page
+    htmx = client.get("/static/htmx.min.js")
+    assert htmx.status_code == 200 and b"htmx" in htmx.content[:2000]
+    assert client.get("/static/../render.py").status_code == 404
