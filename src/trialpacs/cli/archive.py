@@ -119,6 +119,10 @@ def import_cmd(
         str | None, typer.Option("--trial", help="Identified data of this trial (with --site).")
     ] = None,
     site: Annotated[str | None, typer.Option("--site", help="The sending site.")] = None,
+    timepoint: Annotated[
+        str | None,
+        typer.Option("--timepoint", help="The visit (a time point of the trial) of these studies."),
+    ] = None,
 ) -> None:
     """Import DICOM files, folders and zip archives into the archive.
 
@@ -126,13 +130,17 @@ def import_cmd(
     was stored, what was already there and what was refused, and why. Exits
     with status 1 if anything was refused. With --trial and --site the files
     are identified data of that site: they go to its quarantine and through
-    the pipeline, never straight to the published archive.
+    the pipeline, never straight to the published archive; --timepoint names
+    their visit (otherwise the data or the trial's day windows decide).
     """
     from trialpacs.ingest.importer import collect, import_items
     from trialpacs.ingest.store import PUBLISHED, Placement
 
     if (trial is None) != (site is None):
         console.print("[red]error:[/red] --trial and --site go together")
+        raise typer.Exit(2)
+    if timepoint is not None and trial is None:
+        console.print("[red]error:[/red] --timepoint needs --trial and --site")
         raise typer.Exit(2)
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     archive = Archive.open(settings)
@@ -141,7 +149,7 @@ def import_cmd(
         if trial is not None and site is not None:
             from trialpacs.trials.intake import site_placement
 
-            placement = site_placement(archive, trial, site)
+            placement = site_placement(archive, trial, site, timepoint)
         items = collect(paths, archive)
     except TrialpacsError as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -320,6 +320,24 @@ def check_references(
                     f"trial {t.id!r}: unknown region {r!r}",
                     suggest(r, regions, "regions"),
                 )
+        deid_backends = [b.name for b in c.storage_backends if b.purpose == "deidentified"]
+        for j, name in enumerate(t.publish_to):
+            where_to: PathKey = ("trials", i, "publish_to", j)
+            target = backends.get(name)
+            if target is None:
+                hint = suggest(name, deid_backends, "de-identified backends")
+                add(where_to, f"trial {t.id!r}: unknown backend {name!r}", hint)
+            elif target.purpose != "deidentified":
+                hint = "publish only to a backend with `purpose: deidentified`"
+                add(where_to, f"trial {t.id!r}: backend {name!r} is for identified data", hint)
+            elif target.region not in t.deid_regions:
+                allowed = ", ".join(t.deid_regions) or "none"
+                add(
+                    where_to,
+                    f"trial {t.id!r} may not publish to {name!r} in region "
+                    f"{target.region!r}: its deid_regions are {allowed}",
+                    f"add {target.region!r} to deid_regions or pick a backend there",
+                )
         if t.ae_title:
             claim_ae(("trials", i, "ae_title"), t.ae_title, f"trial {t.id}")
         for j, ts in enumerate(t.sites):
@@ -360,13 +378,16 @@ def _check_windows(t: Any, i: int, add: Any) -> None:
         lo, hi = tp.window_days
         where = ("trials", i, "timepoints", j, "window_days")
         if lo > hi:
-            add(where, f"trial {t.id!r}: time point {tp.id!r} window [{lo}, {hi}] is empty",
-                "write it as [first day, last day]")  # fmt: skip
+            message = f"trial {t.id!r}: time point {tp.id!r} window [{lo}, {hi}] is empty"
+            add(where, message, "write it as [first day, last day]")
             continue
         for olo, ohi, other in seen:
             if lo <= ohi and olo <= hi:
-                add(where, f"trial {t.id!r}: time point {tp.id!r} window [{lo}, {hi}] overlaps "
-                    f"{other!r} [{olo}, {ohi}]", "make the day windows disjoint")  # fmt: skip
+                message = (
+                    f"trial {t.id!r}: time point {tp.id!r} window [{lo}, {hi}] overlaps "
+                    f"{other!r} [{olo}, {ohi}]"
+                )
+                add(where, message, "make the day windows disjoint")
         seen.append((lo, hi, tp.id))
 
 

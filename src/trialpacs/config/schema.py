@@ -78,6 +78,9 @@ class TrialCfg(_Strict):
     sponsor: str = ""
     profile: str = "trial"
     deid_regions: list[str] = []
+    # De-identified backends (each in one of deid_regions) that receive a copy
+    # of everything the trial publishes, besides the served archive.
+    publish_to: list[str] = []
     ae_title: str | None = Field(default=None, min_length=1, max_length=16)
     timepoints: list[TimePointCfg] = []
     sites: list[TrialSiteCfg] = []

@@ -139,6 +139,7 @@ def _read(session: Session) -> ConfigDoc:
                 sponsor=t.sponsor,
                 profile=t.profile,
                 deid_regions=_j(t.deid_regions),
+                publish_to=_j(t.publish_to),
                 ae_title=t.ae_title,
                 timepoints=[
                     TimePointCfg(
@@ -350,6 +351,7 @@ def _apply_trials(session: Session, d: ConfigDoc) -> None:
                 "sponsor": t.sponsor,
                 "profile": t.profile,
                 "deid_regions": json.dumps(t.deid_regions),
+                "publish_to": json.dumps(t.publish_to),
                 "ae_title": t.ae_title,
             }
             for t in d.trials

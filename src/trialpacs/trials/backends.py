@@ -1,11 +1,14 @@
-"""Named storage backends bound to regions, and the residency rule on writes.
+"""Named storage backends bound to regions, and the residency rules on writes.
 
 Two backends always exist: ``published`` (the archive's own store, which
 DICOMweb and DIMSE serve) and ``quarantine`` (a local directory), both in the
 server's region (``settings.region``). Configuration adds more. Every write of
-identified data goes through :func:`identified_store`, which refuses (and
-records) a backend outside the site's region: the rule is checked where the
-bytes are written, not only when the configuration is applied.
+identified data goes through :func:`identified_store`, which refuses a
+backend outside the site's region; every copy of a trial's de-identified data
+to a declared backend goes through :func:`deidentified_store`, which refuses
+a backend outside the trial's ``deid_regions``. Both record the refusal (a
+pipeline event and an audit entry): the rules are checked where the bytes
+are written, not only when the configuration is applied.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from sqlalchemy import select
 
 from trialpacs.archive import Archive
+from trialpacs.audit import AuditEvent, record
 from trialpacs.errors import TrialpacsError
 from trialpacs.storage import BlobStore
 from trialpacs.storage.local import LocalStore
@@ -139,9 +143,44 @@ def check_residency(
         if backend.region != site_region
         else f"backend {backend.name!r} is for {backend.purpose} data"
     )
-    record_event(archive.db, "residency_refused", trial_id=trial_id, site_id=site_id, detail=why)
+    _refused(archive, why, trial_id=trial_id, site_id=site_id, backend=backend.name)
     log.warning("identified write refused: %s", why)
     raise ResidencyViolation(f"identified data of site {site_id} may not be written there: {why}")
+
+
+def _refused(archive: Archive, why: str, *, trial_id: str, site_id: str, backend: str) -> None:
+    record_event(archive.db, "residency_refused", trial_id=trial_id, site_id=site_id, detail=why)
+    record(
+        archive.db,
+        AuditEvent(
+            action="residency.refused",
+            outcome="failure",
+            actor="system:residency",
+            trial=trial_id,
+            site=site_id,
+            object=f"storage backend {backend}",
+            reason=why,
+        ),
+    )
+
+
+def deidentified_store(
+    archive: Archive, backend_name: str, *, trial_id: str, allowed_regions: tuple[str, ...]
+) -> tuple[BackendSpec, BlobStore]:
+    """A backend a trial's de-identified data is copied to, after the trial's region rule."""
+    reg = registry(archive)
+    spec = reg.spec(backend_name)
+    if spec.purpose == "deidentified" and spec.region in allowed_regions:
+        return spec, reg.store(backend_name)
+    why = (
+        f"backend {spec.name!r} is for {spec.purpose} data"
+        if spec.purpose != "deidentified"
+        else f"backend {spec.name!r} is in region {spec.region!r}, trial {trial_id} allows "
+        f"de-identified data only in {', '.join(allowed_regions) or 'no region'}"
+    )
+    _refused(archive, why, trial_id=trial_id, site_id="", backend=spec.name)
+    log.warning("de-identified copy refused: %s", why)
+    raise ResidencyViolation(f"de-identified data of trial {trial_id} may not go there: {why}")
 
 
 def identified_store(

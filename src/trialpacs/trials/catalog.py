@@ -41,6 +41,7 @@ class TrialInfo:
     ae_title: str | None
     sites: dict[str, str | None] = field(default_factory=dict)  # site -> its AE title
     timepoints: tuple[TimePointInfo, ...] = ()
+    publish_to: tuple[str, ...] = ()
 
 
 def _site(row: Site) -> SiteInfo:
@@ -97,6 +98,7 @@ def _trial(session: Session, row: Trial) -> TrialInfo:
         ae_title=row.ae_title,
         sites=sites,
         timepoints=tps,
+        publish_to=tuple(json.loads(row.publish_to or "[]")),
     )
 
 

@@ -82,6 +82,8 @@ class Trial(Base):
     profile: Mapped[str] = mapped_column(String(64), default="trial")
     deid_regions: Mapped[str] = mapped_column(Text, default="[]")
     ae_title: Mapped[str | None] = mapped_column(String(16), nullable=True, unique=True)
+    # De-identified backends published data is also copied to (JSON list of names).
+    publish_to: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
 
 
 class TrialSite(Base):

@@ -55,8 +55,10 @@ async def stow_site(
     identity: Identity = Depends(require_identity),
 ) -> Response:
     require_action(identity, "store", _identified(trial, site))
+    # ?timepoint=V1 names the visit of every study in the request.
+    timepoint = request.query_params.get("timepoint")
     try:
-        placement = await run_in_threadpool(site_placement, archive, trial, site)
+        placement = await run_in_threadpool(site_placement, archive, trial, site, timepoint)
     except ResidencyViolation as exc:
         return JSONResponse({"detail": str(exc)}, status_code=403)
     return await stow._stow(request, archive, None, placement)

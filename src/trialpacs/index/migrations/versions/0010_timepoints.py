@@ -5,6 +5,8 @@ visit named at intake (STOW ``?timepoint=``, ``import --timepoint``) or in
 the data for identified studies, and the one the pipeline wrote for
 published studies, so QIDO can match on it. ``pipeline_series`` records
 which visit a series was published under and how that was decided.
+``trials.publish_to`` lists the de-identified backends a trial's published
+data is also copied to (each in one of its ``deid_regions``).
 
 Revision ID: 0010
 Revises: 0005
@@ -37,9 +39,13 @@ def upgrade() -> None:
     with op.batch_alter_table("timepoints") as batch:
         batch.add_column(sa.Column("window_start_days", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("window_end_days", sa.Integer(), nullable=True))
+    with op.batch_alter_table("trials") as batch:
+        batch.add_column(sa.Column("publish_to", sa.Text(), nullable=False, server_default="[]"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("trials") as batch:
+        batch.drop_column("publish_to")
     with op.batch_alter_table("timepoints") as batch:
         batch.drop_column("window_end_days")
         batch.drop_column("window_start_days")
