@@ -23,6 +23,7 @@ from trialpacs.archive import Archive
 from trialpacs.config.profiles import build_profile
 from trialpacs.deid import Deidentifier, TrialContext
 from trialpacs.deid.pixel_hook import pixel_cleaner_for
+from trialpacs.records.deidentify import RecordDeidentifier
 from trialpacs.trials.catalog import SiteInfo, TimePointInfo, TrialInfo
 from trialpacs.trials.models import DeidProfileDef
 from trialpacs.trials.subjects import DbSubjectRegistry
@@ -72,7 +73,8 @@ def deidentifier(
             return cached
     profile = build_profile(trial.profile, defined)
     secret = hmac.new(server_secret(archive), f"trial:{trial.trial_id}".encode(), "sha256")
-    deid = Deidentifier(
+    # Records (PDF, reports, videos) have their payload cleaned with the same keys.
+    deid = RecordDeidentifier(
         profile,
         secret.digest(),
         TrialContext(
