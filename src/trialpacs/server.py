@@ -12,6 +12,7 @@ from typing import Any
 import uvicorn
 
 from trialpacs.archive import Archive
+from trialpacs.ops import logs
 from trialpacs.web.app import create_app
 
 log = logging.getLogger(__name__)
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 def run(archive: Archive, *, log_level: str = "info") -> None:
     settings = archive.settings
+    log_config = logs.configure(settings.log_format, log_level)
     dimse: Any = None
     if settings.dicom_port:
         try:
@@ -33,6 +35,7 @@ def run(archive: Archive, *, log_level: str = "info") -> None:
     app = create_app(archive)
     config = uvicorn.Config(
         app,
+        log_config=log_config,
         host=settings.http_host,
         port=settings.http_port,
         log_level=log_level,

@@ -7,9 +7,15 @@ themselves to the app.
 
 from __future__ import annotations
 
-import typer
+from trialpacs.ops import logs
 
-from trialpacs.cli import access, archive, audit, deid, dimse, trials
+# Before the command modules are imported: their dependencies may warn at import
+# time, and with JSON logs even that must be a JSON line.
+logs.early_configure()
+
+import typer  # noqa: E402
+
+from trialpacs.cli import access, archive, audit, deid, dimse, trials  # noqa: E402
 
 app = typer.Typer(
     name="trialpacs",

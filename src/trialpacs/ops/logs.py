@@ -19,6 +19,7 @@ quoting data (a patient name in a parse error, a QIDO URL with
 from __future__ import annotations
 
 import logging
+import os
 import re
 import traceback
 from datetime import UTC, datetime
@@ -118,4 +119,15 @@ def configure(fmt: str, level: str) -> dict[str, Any]:
 
     config = dict_config(fmt, level)
     logging.config.dictConfig(config)
+    logging.captureWarnings(True)  # Python warnings become log lines in the same format
     return config
+
+
+def early_configure() -> None:
+    """JSON logging from the first import on, when the environment asks for it.
+
+    The command's settings (and so a config file's ``log_format``) are read
+    later; ``TRIALPACS_LOG_FORMAT=json`` in the environment covers the start-up.
+    """
+    if os.environ.get("TRIALPACS_LOG_FORMAT", "").lower() == "json":
+        configure("json", "warning")

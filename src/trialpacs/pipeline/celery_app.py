@@ -76,6 +76,13 @@ def sender(settings: Settings) -> Callable[[int], None]:
 
 def run_worker(settings: Settings, concurrency: int, pool: str, loglevel: str = "info") -> Any:
     configure(settings)
+    if settings.log_format == "json":
+        from celery.signals import setup_logging
+
+        from trialpacs.ops import logs
+
+        # A receiver on setup_logging makes Celery leave logging to us (JSON, no PHI).
+        setup_logging.connect(lambda **_: logs.configure("json", loglevel), weak=False)
     argv = [
         "worker",
         f"--concurrency={concurrency}",
