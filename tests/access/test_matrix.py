@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from pydicom.uid import generate_uid
 
 from dicomfactory import make_bytes
+from support.export_matrix import export_cells
 from support.portal_matrix import portal_cells
 from trialpacs.access.apikeys import create_key
 from trialpacs.access.policy import Principal
@@ -520,6 +521,7 @@ MATRIX: dict[tuple[str, str], Check] = {
 }
 PORTAL, PORTAL_PUBLIC = portal_cells(VISIBLE, UPLOAD)
 MATRIX |= PORTAL
+MATRIX |= export_cells()
 # FastAPI's own documentation pages: no data, no check needed beyond being public.
 FRAMEWORK = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PUBLIC_PATHS = {

@@ -129,6 +129,10 @@ def test_export_of_identified_data_is_impossible(world: World) -> None:
         row = InstanceRow(ref.sop_uid, ref.blob_key, "q-eu", "quarantine")
         with pytest.raises(IdentifiedDataRefused):
             published_bytes(world.archive, row)
+        with pytest.raises(IdentifiedDataRefused):  # a published row in an identified store
+            published_bytes(
+                world.archive, InstanceRow(ref.sop_uid, ref.blob_key, "q-eu", "published")
+            )
         with pytest.raises(IdentifiedDataRefused):  # even if a row claimed another store
             published_bytes(
                 world.archive, InstanceRow(ref.sop_uid, ref.blob_key, None, "quarantine")

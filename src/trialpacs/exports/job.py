@@ -37,7 +37,7 @@ from trialpacs.exports.models import ExportRun
 from trialpacs.exports.saved import CohortVersion, get_cohort, parse_ref
 from trialpacs.exports.select import CohortSeries, counts, resolve
 from trialpacs.index.models import Instance, Series, Study, utcnow
-from trialpacs.trials import catalog
+from trialpacs.trials import backends, catalog
 from trialpacs.trials.models import PUBLISHED, DeidProfileDef
 
 # (stage, done, total): "series" while packaging, "files" for the closing files.
@@ -101,11 +101,22 @@ class InstanceRow:
 
 def published_bytes(archive: Archive, row: InstanceRow) -> bytes:
     """The bytes of a published instance; anything else is refused, never read."""
-    if row.collection != PUBLISHED or row.store not in (None, PUBLISHED):
-        raise IdentifiedDataRefused(
-            f"instance {row.sop_uid} is not published de-identified data; exports never read it"
-        )
-    return archive.store.get(row.blob_key)
+    refused = IdentifiedDataRefused(
+        f"instance {row.sop_uid} is not published de-identified data; exports never read it"
+    )
+    if row.collection != PUBLISHED:
+        raise refused
+    if row.store in (None, PUBLISHED):
+        return archive.store.get(row.blob_key)
+    # a named backend: only one declared for de-identified data
+    reg = backends.registry(archive)
+    try:
+        spec = reg.spec(row.store)
+    except TrialpacsError:
+        raise refused from None
+    if spec.purpose != "deidentified":
+        raise refused
+    return reg.store(row.store).get(row.blob_key)
 
 
 def series_instances(archive: Archive, series_uid: str) -> list[InstanceRow]:
