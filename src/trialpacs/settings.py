@@ -212,6 +212,11 @@ class Settings(BaseSettings):
         description="QC hook run on each de-identified series, as module:attribute "
         "(default: pass-through).",
     )
+    qc_thresholds: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Anatomy QC thresholds per trial ID ('*': every trial), e.g. "
+        '{"*": {"hold": 0.5}, "T1": {"hold": 0.6, "image_weight": 0.7}} (docs/qc.md).',
+    )
     deid_secret: str | None = Field(
         default=None,
         description="Secret for pseudonyms, UIDs and date shifts. Default: read from (or "

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from pydicom.dataset import Dataset
+
+if TYPE_CHECKING:
+    from trialpacs.archive import Archive
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,14 @@ class SeriesForQc:
     expected_modalities: tuple[str, ...] = ()
     expected_anatomy: tuple[str, ...] = ()
     timepoint: str = ""
+    # The pipeline's key (identified Series Instance UID): for the hook's own records only.
+    key: str = ""
+    subject: str = ""
+    instances: tuple[bytes, ...] = ()  # the de-identified Part 10 bytes, pixels included
+    # What the hook read from the identified headers before de-identification
+    # (ReadsIdentified); the headers themselves are not passed on.
+    identified: object | None = None
+    archive: Archive | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,20 @@ class QcHook(Protocol):
     def check(self, series: SeriesForQc) -> QcVerdict: ...
 
 
+@runtime_checkable
+class ReadsIdentified(Protocol):
+    """A hook that also looks at the identified headers, before descriptors are cleaned."""
+
+    def read_identified(self, dataset: Dataset) -> object: ...
+
+
+def prior_decision(archive: Archive, series_uid: str) -> str:
+    """"approved", "rejected" or "" : what a person decided in the QC queue."""
+    from trialpacs.qc.store import decision
+
+    return decision(archive.db, series_uid)
+
+
 class PassThroughQc:
     """The default until anatomy QC exists: every series passes."""
 
@@ -46,9 +71,14 @@ class PassThroughQc:
 
 
 def load_hook(spec: str | None) -> QcHook:
-    """``module:attribute`` naming a QcHook instance, class or factory; None: pass-through."""
+    """``module:attribute`` naming a QcHook instance, class or factory; None: anatomy QC.
+
+    The anatomy QC passes every series of a trial that declares no anatomy.
+    """
     if not spec:
-        return PassThroughQc()
+        from trialpacs.qc.hook import AnatomyQc
+
+        return AnatomyQc()
     module_name, _, attr = spec.partition(":")
     obj = getattr(importlib.import_module(module_name), attr or "hook")
     hook = obj() if callable(obj) and not isinstance(obj, QcHook) else obj

@@ -1,0 +1,31 @@
+"""Helpers for the QC tests and the authorisation matrix: a held series without a pipeline run."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydicom.uid import generate_uid
+
+from trialpacs.archive import Archive
+from trialpacs.qc.features import thumbnail_png
+from trialpacs.qc.store import save_result
+from trialpacs.trials.models import PipelineSeries
+
+
+def plant_held(archive: Archive, trial: str, site: str, reason: str = "planted") -> str:
+    """A series held by QC in ``trial``/``site``; returns its de-identified Series UID."""
+    key, deid = generate_uid(), generate_uid()
+    with archive.db.write() as session:
+        session.add(
+            PipelineSeries(
+                series_uid=key, study_uid=generate_uid(), trial_id=trial, site_id=site,
+                state="held_qc", seen_instances=1, published_instances=0, reason=reason,
+            )
+        )  # fmt: skip
+    save_result(
+        archive.db, key, deid_series_uid=deid, deid_study_uid=generate_uid(), trial_id=trial,
+        site_id=site, subject=f"{site}-0001", modality="MR", stratum="MR/SAG/t1",
+        thumbnail=thumbnail_png(np.linspace(0, 1, 64 * 64, dtype=np.float32).reshape(64, 64)),
+        metadata_status="conflicting", metadata_score=1.0, image_score=0.9, fused_score=0.94,
+        verdict="hold", reasons=[reason],
+    )  # fmt: skip
+    return deid
