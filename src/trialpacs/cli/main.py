@@ -16,6 +16,7 @@ logs.early_configure()
 import typer  # noqa: E402
 
 from trialpacs.cli import access, archive, audit, deid, dimse, trials  # noqa: E402
+from trialpacs.cli import exports as export_cli  # noqa: E402
 
 app = typer.Typer(
     name="trialpacs",
@@ -31,6 +32,7 @@ audit.register(app)
 deid.register(app)
 dimse.register(app)
 trials.register(app)
+export_cli.register(app)
 
 
 def main() -> None:

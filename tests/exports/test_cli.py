@@ -1,0 +1,64 @@
+"""The command line: cohort save|list|preview, export --to, export history."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from exports.support import World
+from trialpacs.access.apikeys import create_key
+from trialpacs.cli.main import app
+
+runner = CliRunner()
+
+
+def cli(world: World, token: str, *args: str) -> tuple[int, str]:
+    data = str(world.archive.settings.data_dir)
+    result = runner.invoke(app, [*args, "--data-dir", data, "--token", token])
+    return result.exit_code, result.output
+
+
+def test_save_preview_export_history(world: World, tmp_path: Path) -> None:
+    dm = create_key(world.archive.db, "dm", grants=["data_manager@T1"], scopes=["*"])
+    code, out = cli(world, dm, "cohort", "save", "knees", "--trial", "T1", "--modality", "MR",
+                    "--body-part", "KNEE", "--timepoint", "BL")  # fmt: skip
+    assert code == 0, out
+    assert "saved knees@1" in out
+    code, out = cli(world, dm, "cohort", "preview", "knees", "--json")
+    assert code == 0, out
+    preview = json.loads(out)
+    assert preview["counts"]["series"] == 3
+    assert preview["counts"]["by_site"] == {"S1": 2, "S2": 1}
+    code, out = cli(world, dm, "cohort", "list")
+    assert code == 0 and "knees@1" in out
+    target = tmp_path / "pkg"
+    code, out = cli(world, dm, "export", "knees@1", "--to", str(target))
+    assert code == 0, out
+    assert "3 series, 7 instances" in out
+    rows = list(csv.DictReader((target / "manifest.csv").open()))
+    assert [r["timepoint"] for r in rows] == ["BL", "BL", "BL"]
+    code, out = cli(world, dm, "export", "history", "--json")
+    assert code == 0, out
+    (entry,) = json.loads(out)
+    assert entry["cohort"] == "knees@1" and entry["actor"] == "dm" and entry["series"] == 3
+
+
+def test_refusals_name_the_problem(world: World, tmp_path: Path) -> None:
+    reader = create_key(world.archive.db, "rita", grants=["reader@T1"], scopes=["*"])
+    dm = create_key(world.archive.db, "dm", grants=["data_manager@T1"], scopes=["*"])
+    code, out = cli(world, reader, "cohort", "save", "c", "--trial", "T1")
+    assert code == 2 and "no cohort or trial 'T1'" in out
+    assert cli(world, dm, "cohort", "save", "c", "--trial", "T1")[0] == 0
+    code, out = cli(world, reader, "export", "c", "--to", str(tmp_path / "x"))
+    assert code == 2 and "no cohort 'c'" in out
+    assert not (tmp_path / "x").exists()
+    code, out = cli(world, dm, "cohort", "save", "d", "--trial", "T1", "--days-min", "9",
+                    "--days-max", "1")  # fmt: skip
+    assert code == 2 and "after the max" in out
+    code, out = cli(world, dm, "export", "c")
+    assert code == 2 and "--to is required" in out
+    code, out = cli(world, "tp_not-a-key", "cohort", "list")
+    assert code == 2 and "not valid" in out
