@@ -293,8 +293,8 @@ class _Cleaner:
             new = self.value(k, v, depth)
             if new is _DROP:
                 continue
-            if isinstance(new, dict) and not new:
-                continue
+            if isinstance(new, dict | list) and not new and v:
+                continue  # everything in it went
             out[k] = new
         if set(out) <= {"display", "type"} and "reference" in o:
             return _DROP  # a reference whose target was dropped

@@ -1,0 +1,91 @@
+"""De-identify a labelled item through the DICOM wrapper and read back what a reviewer gets."""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pikepdf
+from labelled_records import Item
+from pydicom import dcmread
+
+from trialpacs.deid import TrialContext, load_profile
+from trialpacs.dicom.parse import parse_part10, write_part10
+from trialpacs.records import fhir, ocr, pdf, video
+from trialpacs.records.deidentify import RecordDeidentifier
+from trialpacs.records.export import original_format
+from trialpacs.records.intake import Intake, wrap_record
+
+
+def deidentifier(trial: str = "ONCO1", site: str = "S01") -> RecordDeidentifier:
+    return RecordDeidentifier(
+        load_profile("trial"), b"records-test-secret", TrialContext(trial, site), use_ner=False
+    )
+
+
+@dataclass
+class Outcome:
+    item: Item
+    subject: str
+    text: str  # everything legible in the output (text layer, OCR, message)
+    data: bytes  # original format, de-identified
+    dicom: bytes
+    frames: int = 0
+    seconds: float = 0.0
+
+    def left(self) -> list[str]:
+        return [s for s in self.item.phi if _norm(s) in _norm(self.text)]
+
+    def kept(self) -> list[str]:
+        return [s for s in self.item.keep if _norm(s) in _norm(self.text)]
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"\s+", " ", s).strip().lower()
+
+
+def pdf_legible(data: bytes) -> str:
+    """Text layer plus OCR of every image in the PDF."""
+    parts = [pdf.extract_text(data)]
+    doc = pikepdf.open(io.BytesIO(data))
+    for page in doc.pages:
+        for img in page.get_images().values():
+            pil = pikepdf.PdfImage(img).as_pil_image()  # type: ignore[arg-type]
+            arr = np.asarray(pil.convert("RGB"), dtype=np.uint8)
+            parts += [t for _, t in ocr.read_lines(arr)]
+    return "\n".join(parts)
+
+
+def video_legible(mp4: bytes, every: int = 1) -> tuple[str, int]:
+    texts = []
+    n = 0
+    for i, frame in enumerate(video.frames(mp4)):
+        n += 1
+        if i % every == 0:
+            texts += [t for _, t in ocr.read_lines(frame)]
+    return "\n".join(texts), n
+
+
+def run(item: Item, deid: RecordDeidentifier, *, ocr_every: int = 1) -> Outcome:
+    import time
+
+    _, wrapped = wrap_record(item.data, item.name, Intake(patient=item.patient))
+    parsed = parse_part10(wrapped)
+    started = time.perf_counter()
+    result = deid.deidentify(parsed.dataset, in_place=True)
+    seconds = time.perf_counter() - started
+    ts = str(result.dataset.file_meta.TransferSyntaxUID)
+    out = write_part10(result.dataset, ts)
+    original = original_format(dcmread(io.BytesIO(out)))
+    frames = 0
+    if item.format == "pdf":
+        text = pdf_legible(original.data)
+    elif item.format == "video":
+        text, frames = video_legible(original.data, ocr_every)
+    elif item.format == "fhir":
+        text = original.data.decode() + "\n" + fhir.report_text(fhir.load(original.data.decode()))
+    else:
+        text = original.data.decode()
+    return Outcome(item, result.subject_id, text, original.data, out, frames, seconds)

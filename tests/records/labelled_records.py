@@ -1,0 +1,288 @@
+"""A labelled set of records, generated: every PHI string and every clinical control phrase known.
+
+Used by the tests and by ``bench/records_eval.py``. Each item carries the
+patient (for the DICOM wrapper) and two lists: ``phi`` (must be gone after
+de-identification) and ``keep`` (clinical phrases that must survive).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import random
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfgen import canvas
+
+from trialpacs.records.identity import PatientIdentity
+
+FIRST = ["John", "Maria", "Ahmed", "Chloe", "Pieter", "Yuki", "Olga", "Samuel", "Fatima", "Lucas"]
+LAST = [
+    "Smith",
+    "Garcia",
+    "Okafor",
+    "Dubois",
+    "Jansen",
+    "Tanaka",
+    "Ivanova",
+    "Miller",
+    "Haddad",
+    "Rossi",
+]
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+LOINC = "http://loinc.org"
+DOCTORS = ["Alice Brown", "Robert Chen", "Hannah Weiss", "Omar Farouk", "Grace Lee"]
+STREETS = ["12 Elm Street", "48 Oak Avenue", "7 Harbour Road", "301 Maple Drive", "95 Station Lane"]
+FINDINGS = [
+    "The liver is normal in size and echotexture.",
+    "No focal lesion is identified in the pancreas.",
+    "Mild degenerative change of the lumbar spine.",
+    "Stable post-operative appearance of the left knee.",
+    "No pleural effusion or pneumothorax.",
+    "Target lesion measures 14 mm, previously 18 mm.",
+]
+
+
+@dataclass
+class Item:
+    name: str
+    format: str
+    data: bytes
+    patient: PatientIdentity
+    phi: list[str] = field(default_factory=list)
+    keep: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Person:
+    first: str
+    last: str
+    mrn: str
+    birth: str  # YYYYMMDD
+    street: str
+    phone: str
+    doctor: str
+
+    @property
+    def dicom_name(self) -> str:
+        return f"{self.last.upper()}^{self.first.upper()}"
+
+    @property
+    def us_birth(self) -> str:
+        return f"{self.birth[4:6]}/{self.birth[6:]}/{self.birth[:4]}"
+
+    def identity(self) -> PatientIdentity:
+        return PatientIdentity(self.mrn, self.dicom_name, self.birth, "F")
+
+
+def person(rng: random.Random) -> Person:
+    return Person(
+        first=rng.choice(FIRST),
+        last=rng.choice(LAST),
+        mrn=f"MRN{rng.randint(100000, 999999)}",
+        birth=f"{rng.randint(1940, 1995)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}",
+        street=rng.choice(STREETS),
+        phone=f"555-{rng.randint(100, 999)}-{rng.randint(1000, 9999)}",
+        doctor=rng.choice(DOCTORS),
+    )
+
+
+def report_lines(p: Person, rng: random.Random) -> tuple[list[str], list[str], list[str]]:
+    """Report text lines, the PHI in them, the control phrases."""
+    finding = rng.sample(FINDINGS, 2)
+    lines = [
+        "RADIOLOGY REPORT",
+        f"Patient: {p.first} {p.last}   MRN: {p.mrn}",
+        f"DOB: {p.us_birth}   Address: {p.street}",
+        f"Findings: {finding[0]}",
+        f"Impression: {finding[1]}",
+        f"Reported by Dr. {p.doctor}, phone {p.phone}",
+    ]
+    phi = [f"{p.first} {p.last}", p.mrn, p.us_birth, p.street, p.doctor, p.phone]
+    return lines, phi, finding
+
+
+def text_pdf(p: Person, rng: random.Random) -> Item:
+    lines, phi, keep = report_lines(p, rng)
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=A4)
+    c.setTitle(f"Report {p.first} {p.last}")
+    c.setAuthor(f"Dr. {p.doctor}")
+    c.setSubject(p.mrn)
+    c.setFont("Helvetica", 11)
+    y = 780
+    for line in lines:
+        c.drawString(60, y, line)
+        y -= 22
+    c.showPage()
+    c.save()
+    return Item("text-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep)
+
+
+def _render(
+    lines: list[str], size: tuple[int, int] = (900, 420), font_size: int = 24
+) -> Image.Image:
+    img = Image.new("RGB", size, (250, 250, 248))
+    d = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=font_size)
+    y = 20
+    for line in lines:
+        d.text((24, y), line, font=font, fill=(20, 20, 20))
+        y += int(font_size * 1.7)
+    return img
+
+
+def scanned_pdf(p: Person, rng: random.Random) -> Item:
+    """A scanned page: the report is an image, there is no text layer."""
+    lines, phi, keep = report_lines(p, rng)
+    img = _render(lines)
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=A4)
+    c.drawImage(ImageReader(img), 40, 420, width=515, height=240)
+    c.showPage()
+    c.save()
+    return Item("scanned-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep)
+
+
+def hl7(p: Person, rng: random.Random) -> Item:
+    lines, phi, keep = report_lines(p, rng)
+    narrative = [ln for ln in lines[3:]] + [f"Patient {p.first} {p.last} seen on {p.us_birth}."]
+    obx = "\r".join(f"OBX|{i + 1}|TX|IMP^Impression||{t}||||||F" for i, t in enumerate(narrative))
+    msg = (
+        "MSH|^~\\&|RIS|General Hospital|TP|TP|20240305120000||ORU^R01|MSG0001|P|2.5.1\r"
+        f"PID|1||{p.mrn}^^^HOSP^MR||{p.last.upper()}^{p.first.upper()}||{p.birth}|F|||"
+        f"{p.street}^^Springfield^IL^62701||{p.phone}\r"
+        f"NK1|1|{p.last.upper()}^ROSE|MTH|{p.street}|555-000-1111\r"
+        f"PV1|1|O|RAD^1^2||||1234^{p.doctor.split()[1].upper()}^{p.doctor.split()[0].upper()}\r"
+        "OBR|1|ORD1|FIL1|71020^CHEST XRAY||20240305|20240305110000\r" + obx + "\r"
+    )
+    phi = [p.mrn, p.last.upper(), p.street, p.phone, p.doctor, f"{p.first} {p.last}", p.birth]
+    return Item("hl7", "hl7v2", msg.encode(), p.identity(), phi, keep)
+
+
+def fhir_bundle(p: Person, rng: random.Random) -> Item:
+    lines, _, keep = report_lines(p, rng)
+    report_text = "\n".join(lines[1:])
+    bundle = {
+        "resourceType": "Bundle",
+        "id": "b1",
+        "type": "collection",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:8c1f6d1e-0000-4000-8000-000000000001",
+                "resource": {
+                    "resourceType": "Patient",
+                    "id": "pat1",
+                    "identifier": [
+                        {
+                            "type": {
+                                "coding": [
+                                    {
+                                        "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                                        "code": "MR",
+                                    }
+                                ]
+                            },
+                            "system": "urn:oid:1.2.3.4",
+                            "value": p.mrn,
+                        }
+                    ],
+                    "name": [{"family": p.last, "given": [p.first]}],
+                    "telecom": [{"system": "phone", "value": p.phone}],
+                    "address": [{"line": [p.street], "city": "Springfield", "postalCode": "62701"}],
+                    "gender": "female",
+                    "birthDate": f"{p.birth[:4]}-{p.birth[4:6]}-{p.birth[6:]}",
+                },
+            },
+            {
+                "resource": {
+                    "resourceType": "Practitioner",
+                    "id": "doc1",
+                    "name": [{"family": p.doctor.split()[1], "given": [p.doctor.split()[0]]}],
+                }
+            },
+            {
+                "resource": {
+                    "resourceType": "DiagnosticReport",
+                    "id": "rep1",
+                    "status": "final",
+                    "identifier": [{"value": "ACC998877"}],
+                    "code": {
+                        "coding": [
+                            {"system": "http://loinc.org", "code": "24627-2", "display": "Chest CT"}
+                        ]
+                    },
+                    "subject": {"reference": "Patient/pat1", "display": f"{p.first} {p.last}"},
+                    "performer": [{"reference": "Practitioner/doc1", "display": f"Dr. {p.doctor}"}],
+                    "effectiveDateTime": "2024-03-05T11:00:00Z",
+                    "issued": "2024-03-05T12:00:00Z",
+                    "conclusion": f"{keep[1]} Discussed with {p.first} {p.last}.",
+                    "presentedForm": [
+                        {
+                            "contentType": "text/plain",
+                            "data": base64.b64encode(report_text.encode()).decode(),
+                        }
+                    ],
+                },
+            },
+        ],
+    }
+    phi = [p.mrn, p.phone, p.street, f"{p.first} {p.last}", p.doctor, "ACC998877", "pat1"]
+    data = json.dumps(bundle).encode()
+    return Item("fhir", "fhir", data, p.identity(), phi, keep)
+
+
+def video_clip(
+    p: Person, rng: random.Random, frames: int = 40, size: tuple[int, int] = (320, 240)
+) -> Item:
+    """An endoscopy-like clip: a moving organ, a name/ID overlay, a running date-time, audio."""
+    font = ImageFont.load_default(size=16)
+    buf = io.BytesIO()
+    w, h = size
+    with av.open(buf, "w", format="mp4") as c:
+        c.metadata["title"] = f"{p.first} {p.last} procedure"
+        c.metadata["comment"] = p.mrn
+        s = c.add_stream("libx264", rate=Fraction(25))
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        a = c.add_stream("aac", rate=22050)
+        a.layout = "mono"
+        for i in range(frames):
+            img = Image.new("RGB", size, (110, 30, 35))
+            d = ImageDraw.Draw(img)
+            d.ellipse((70 + i, 50, 230 + i, 190), fill=(205, 120, 95))
+            d.text((8, 6), f"{p.last.upper()} {p.first.upper()}", font=font, fill=(255, 255, 255))
+            d.text((w - 110, 6), p.mrn, font=font, fill=(255, 255, 255))
+            d.text((8, h - 24), f"2024-03-05 10:15:{i // 25:02d}", font=font, fill=(255, 255, 0))
+            frame = av.VideoFrame.from_ndarray(np.asarray(img), format="rgb24")
+            frame.pts = i
+            for pkt in s.encode(frame):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+        samples = np.zeros((1, 22050 * frames // 25), dtype=np.float32)
+        af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        af.sample_rate = 22050
+        for pkt in a.encode(af):
+            c.mux(pkt)
+        for pkt in a.encode():
+            c.mux(pkt)
+    phi = [p.last.upper(), p.first.upper(), p.mrn]
+    return Item("video", "video", buf.getvalue(), p.identity(), phi, [])
+
+
+def labelled_set(n: int = 4, seed: int = 12, videos: int = 1) -> list[Item]:
+    rng = random.Random(seed)
+    items: list[Item] = []
+    for _ in range(n):
+        for make in (text_pdf, scanned_pdf, hl7, fhir_bundle):
+            items.append(make(person(rng), rng))
+    for _ in range(videos):
+        items.append(video_clip(person(rng), rng))
+    return items
