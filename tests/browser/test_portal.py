@@ -227,6 +227,7 @@ def test_site_coordinator_uploads_a_folder_and_a_zip(portal: Portal, testdata: P
     sign_in(portal, page, "cole")
     page.click("a[href='/upload']")
     page.wait_for_url("**/upload")
+    page.select_option("#timepoint", "BL")
     page.set_input_files("#folder", str(folder / "series"))
     page.wait_for_selector("#summary[data-done]", timeout=60_000)
     summary = page.inner_text("#summary")
@@ -259,6 +260,10 @@ def test_site_coordinator_uploads_a_folder_and_a_zip(portal: Portal, testdata: P
     for phi in ("CompressedSamples", "6MR3", "MR1"):
         assert phi not in page.content(), phi
     assert "S1-0001" in text and "S1-0002" in text  # subject pseudonyms, not the patients
+    assert "BL" in text  # the visit chosen at upload
+    page.fill("input[name=subject]", "S1-0001")
+    page.press("input[name=subject]", "Enter")
+    page.wait_for_function("() => document.querySelectorAll('#worklist tbody tr').length == 1")
     shot(page, "07-worklist-published")
     page.context.close()
 

@@ -19,6 +19,7 @@ class Target:
     trial: str
     site: str
     trial_name: str
+    timepoints: tuple[str, ...] = ()
 
 
 def targets(archive: Archive, principal: Principal) -> list[Target]:
@@ -28,7 +29,8 @@ def targets(archive: Archive, principal: Principal) -> list[Target]:
         for site in sorted(trial.sites):
             resource = Resource("image", trial.trial_id, site, "identified")
             if decide(principal, "store", resource):
-                out.append(Target(trial.trial_id, site, trial.name))
+                visits = tuple(t.timepoint_id for t in trial.timepoints)
+                out.append(Target(trial.trial_id, site, trial.name, visits))
     return out
 
 

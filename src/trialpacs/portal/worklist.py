@@ -106,7 +106,9 @@ def _statement(filters: Filters, visible: ColumnElement[bool] | None) -> Select[
     if filters.site:
         conds.append(Study.site_id == filters.site)
     if filters.subject:
-        conds.append(Study.patient_id.like(_like(filters.subject)))
+        # Only pseudonyms are searched: an identified patient ID would end up in the URL.
+        conds.append(Study.patient_id.like(_like(filters.subject), escape="\\"))
+        conds.append(Study.collection == PUBLISHED)
     if filters.modality:
         conds.append(Study.modalities.like(f"%{filters.modality.upper()}%"))
     if filters.date_from:

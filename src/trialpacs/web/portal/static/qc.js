@@ -20,7 +20,9 @@
   }
 
   function thumbs(td, item) {
-    (item.thumbnails || []).slice(0, 4).forEach(function (url) {
+    var urls = (item.thumbnails || []).slice(0, 4);
+    if (item.thumbnail_url) urls.unshift(item.thumbnail_url);
+    urls.forEach(function (url) {
       if (typeof url !== 'string' || url.charAt(0) !== '/') return;
       var img = document.createElement('img');
       img.src = url;

@@ -11,6 +11,22 @@
   var results = document.querySelector('#results tbody');
   var pipeline = document.getElementById('pipeline');
   var target = document.getElementById('target');
+  var timepoint = document.getElementById('timepoint');
+
+  // The visits the chosen trial declares; the pipeline names the rest from the images.
+  function fillTimepoints() {
+    var option = target.options[target.selectedIndex];
+    var ids = ((option && option.getAttribute('data-timepoints')) || '').split(' ').filter(Boolean);
+    timepoint.length = 1;
+    ids.forEach(function (id) {
+      var o = document.createElement('option');
+      o.value = id;
+      o.textContent = id;
+      timepoint.appendChild(o);
+    });
+  }
+  target.addEventListener('change', fillTimepoints);
+  fillTimepoints();
 
   function row(name, text, cls) {
     var tr = document.createElement('tr');
@@ -179,6 +195,7 @@
   function upload(items) {
     var parts = target.value.split('/');
     var url = '/dicomweb/trials/' + encodeURIComponent(parts[0]) + '/sites/' + encodeURIComponent(parts[1]) + '/studies';
+    if (timepoint.value) url += '?timepoint=' + encodeURIComponent(timepoint.value);
     results.textContent = '';
     summary.textContent = 'Reading files…';
     expand(items).then(function (files) {
