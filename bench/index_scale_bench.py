@@ -466,14 +466,8 @@ OHIF = {"limit": "101", "fuzzymatching": "false"}
 OHIF_INCLUDE = "00081030,00080060,00080090,00100030"
 
 
-def timed(fn: Callable[[int], Any], runs: int) -> tuple[float, float, float]:
-    fn(0)  # warm the connection and the plan cache
-    samples = []
-    for i in range(runs):
-        t0 = time.perf_counter()
-        fn(i + 1)
-        samples.append((time.perf_counter() - t0) * 1000)
-    samples.sort()
+def percentiles(samples: list[float]) -> tuple[float, float, float]:
+    samples = sorted(samples)
     p95 = samples[min(len(samples) - 1, round(0.95 * len(samples)) - 1)]
     return statistics.median(samples), p95, samples[-1]
 
@@ -576,11 +570,18 @@ def measure(url: str, studies: int, runs: int) -> list[tuple[str, float, float, 
 
     cases.append(("series metadata (WADO-RS)", series_metadata))
     try:
-        for name, fn in cases:
-            hits = fn(0)
-            p50, p95, worst = timed(fn, runs)
-            results.append((name, p50, p95, worst, hits))
-            print(f"  {name:<36} p50 {p50:7.1f} ms  p95 {p95:7.1f} ms", flush=True)
+        hits = [fn(0) for _, fn in cases]  # warm connections and plan caches
+        samples: list[list[float]] = [[] for _ in cases]
+        # Round robin over the queries: on a shared machine a burst of load from
+        # elsewhere then lands on every query alike instead of on one of them.
+        for i in range(runs):
+            for (_, fn), times in zip(cases, samples, strict=True):
+                t0 = time.perf_counter()
+                fn(i + 1)
+                times.append((time.perf_counter() - t0) * 1000)
+        for (name, _), times, n in zip(cases, samples, hits, strict=True):
+            p50, p95, worst = percentiles(times)
+            results.append((name, p50, p95, worst, n))
     finally:
         client.close()
         archive.close()
