@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from trialpacs.audit.chain import AuditEvent, record
 from trialpacs.errors import InvalidInput, NotFound
 from trialpacs.exports.cohort import CohortDefinition, check_cohort_name
 from trialpacs.exports.models import SavedCohort
@@ -96,7 +97,19 @@ def save_cohort(db: Database, name: str, definition: CohortDefinition, actor: st
                 session.add(row)
         except IntegrityError:
             continue
-        return _info(row)
+        saved = _info(row)
+        record(
+            db,
+            AuditEvent(
+                action="export.cohort.save",
+                actor=actor,
+                trial=definition.trial,
+                object=f"cohort={saved.ref}",
+                old_value=latest.definition if latest else "",
+                new_value=row.definition,
+            ),
+        )
+        return saved
     raise InvalidInput(f"cohort {name!r} is being saved concurrently; try again")
 
 
