@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from trialpacs.archive import Archive
 from trialpacs.audit import AuditEvent, record
-from trialpacs.pipeline import jobs
+from trialpacs.pipeline import copies, jobs
 from trialpacs.pipeline.process import PermanentFailure, mark_attention, process_series
 from trialpacs.pipeline.qc import QcHook, load_hook
 from trialpacs.pipeline.scheduler import SERIES_JOB
@@ -62,10 +62,13 @@ def run_claimed(archive: Archive, job: jobs.ClaimedJob, worker: str) -> str:
     try:
         if job.kind != SERIES_JOB:
             raise PermanentFailure(f"unknown job kind {job.kind!r}")
+        targets = copies.targets_for_series(archive, job.key)  # refused: before any work
         outcome = process_series(archive, job.key, hook_for(archive))
+        if outcome.state == "published":
+            copies.copy_published(archive, job.key, targets)
         action = "pipeline.deidentify_publish" if outcome.state == "published" else "qc.hold"
         _audit(archive, job, worker, action, "success", outcome.state, outcome.reason,
-               published=outcome.published)  # fmt: skip
+               published=outcome.published, copies=[name for name, _ in targets])  # fmt: skip
     except PermanentFailure as exc:
         stop.set()
         jobs.give_up(archive.db, job.pk, worker, str(exc))
