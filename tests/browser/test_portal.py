@@ -171,6 +171,11 @@ def test_sign_in_worklist_viewer_sign_out(portal: Portal) -> None:
     assert region.std() > 10, "the viewport is blank"
     assert (region > 60).mean() > 0.05, "too few bright pixels: the image did not render"
     assert "token=" not in page.url  # handed over in the fragment, then removed
+    # a new tab has no token: the viewer gets one with the session cookie
+    tab = page.context.new_page()
+    tab.goto(f"{portal.server.url}/viewer/viewer?StudyInstanceUIDs={BRAIN}")
+    assert canvas_pixels(tab, "03b-viewer-new-tab").std() > 10
+    tab.close()
     page.goto(portal.server.url + "/worklist")
     page.click("#sign-out")
     page.wait_for_url("**/login")
