@@ -22,6 +22,7 @@ from pydicom.uid import generate_uid
 from dicomfactory import make_bytes
 from support.export_matrix import export_cells
 from support.portal_matrix import portal_cells
+from support.records_matrix import records_cells
 from trialpacs.access.apikeys import create_key
 from trialpacs.access.policy import Principal
 from trialpacs.access.workspace import Workspaces
@@ -522,6 +523,7 @@ MATRIX: dict[tuple[str, str], Check] = {
 PORTAL, PORTAL_PUBLIC = portal_cells(VISIBLE, UPLOAD)
 MATRIX |= PORTAL
 MATRIX |= export_cells()
+MATRIX |= records_cells(VISIBLE, UPLOAD)
 # FastAPI's own documentation pages: no data, no check needed beyond being public.
 FRAMEWORK = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PUBLIC_PATHS = {

@@ -12,6 +12,7 @@ from trialpacs.ops.metrics import create_metrics
 from trialpacs.web import auth, errors, portal, trials, viewer, workspace
 from trialpacs.web import exports as export_routes
 from trialpacs.web import ops as ops_routes
+from trialpacs.web import records as records_routes
 from trialpacs.web.audit import AuditMiddleware
 from trialpacs.web.dicomweb import qido, stow, wado, wado_uri
 
@@ -49,6 +50,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(workspace.router)
     app.include_router(trials.router)
+    app.include_router(records_routes.router)
     app.include_router(export_routes.router)
     # Order matters: QIDO's /studies/{study}/series must win over WADO's /studies/{study}.
     for router in (qido.router, stow.router, wado.router, wado_uri.router):
