@@ -20,6 +20,18 @@ from trialpacs.index.db import Database
 log = logging.getLogger("trialpacs.security")
 
 
+# Permission and account changes: (old value, new value) of the audit entry.
+_CHANGES = {
+    "role.grant": ("", "{detail}"),
+    "role.revoke": ("{detail}", ""),
+    "user.add": ("", "{detail}"),
+    "user.disable": ("enabled", "disabled"),
+    "user.enable": ("disabled", "enabled"),
+    "user.reset_mfa": ("mfa enrolled", "mfa reset"),
+    "user.password": ("password", "new password"),
+}
+
+
 def record(
     session: Session,
     kind: str,
@@ -35,6 +47,7 @@ def record(
         )
     )
     failed = "fail" in kind or "locked" in kind or "replay" in kind
+    old, new = _CHANGES.get(kind, ("", ""))
     append(
         session,
         AuditEvent(
@@ -42,6 +55,8 @@ def record(
             outcome="failure" if failed else "success",
             actor=actor or subject,
             object=subject,
+            old_value=detail if old == "{detail}" else old,
+            new_value=detail if new == "{detail}" else new,
             reason=detail,
             detail={"severity": severity} if severity != "info" else {},
         ),

@@ -167,6 +167,10 @@ def verify(
         None, "--linkage", help="Key vault to check against (default: the data dir's, if any)."
     ),
     secret_file: Path | None = typer.Option(None, "--secret-file", help="Site secret."),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Archive whose audit trail records the lookup."
+    ),
+    database_url: str | None = typer.Option(None, "--database-url", help="Its index database."),
 ) -> None:
     from trialpacs.deid.secret import default_secret_path, default_vault_path
     from trialpacs.deid.vault import KeyVault
@@ -210,6 +214,10 @@ def lookup(
     reason: str = typer.Option(..., "--reason", help="Why re-identification is needed (recorded)."),
     vault: Path | None = typer.Option(None, "--vault", help="Key vault file."),
     secret_file: Path | None = typer.Option(None, "--secret-file", help="Site secret."),
+    data_dir: Path | None = typer.Option(
+        None, "--data-dir", help="Archive whose audit trail records the lookup."
+    ),
+    database_url: str | None = typer.Option(None, "--database-url", help="Its index database."),
 ) -> None:
     from trialpacs.deid.secret import default_secret_path, default_vault_path
     from trialpacs.deid.vault import KeyVault
@@ -223,6 +231,7 @@ def lookup(
             links = kv.lookup(pseudonym, who=who, reason=reason)
     except InvalidInput as exc:
         raise _fail(str(exc)) from exc
+    _audit_reidentification(pseudonym, who, reason, len(links), data_dir, database_url)
     if not links:
         out_console.print(f"no linkage for {pseudonym!r} (the lookup was recorded)")
         raise typer.Exit(code=1)
@@ -231,3 +240,49 @@ def lookup(
         for key, value in sorted(link.original.items()):
             out_console.print(f"  {key}: {value}", markup=False, highlight=False)
     console.print("this re-identification was recorded in the key vault's lookup log")
+
+
+def _audit_reidentification(
+    pseudonym: str,
+    who: str,
+    reason: str,
+    found: int,
+    data_dir: Path | None,
+    database_url: str | None,
+) -> None:
+    """Record the re-identification in the archive's audit trail before any
+    original is shown: if the trail cannot be written, nothing is shown."""
+    import getpass
+
+    from trialpacs.archive import Archive
+    from trialpacs.audit.chain import AuditEvent, record
+    from trialpacs.settings import load_settings
+
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    try:
+        os_user = getpass.getuser()
+    except (KeyError, OSError):
+        os_user = "unknown"
+    try:
+        archive = Archive.open(load_settings(None, **overrides))
+        try:
+            record(
+                archive.db,
+                AuditEvent(
+                    action="deid.reidentify",
+                    outcome="success" if found else "failure",
+                    actor=who.strip(),
+                    agent=f"trialpacs deid lookup (os:{os_user})",
+                    object=f"pseudonym={pseudonym.strip()}",
+                    reason=reason.strip(),
+                    detail={"linkages": found},
+                ),
+            )
+        finally:
+            archive.close()
+    except Exception as exc:
+        raise _fail(f"cannot record the re-identification in the audit trail: {exc}") from exc

@@ -69,6 +69,15 @@ def plan_cmd(
     raise typer.Exit(3)
 
 
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return f"os:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "os:unknown"
+
+
 def apply_cmd(
     file: ConfigYaml,
     data_dir: DataDir = None,
@@ -82,7 +91,7 @@ def apply_cmd(
     try:
         doc = _load(archive, file)
         assert isinstance(doc, ConfigDoc)
-        changes = apply(archive, doc, str(file))
+        changes = apply(archive, doc, str(file), actor=_os_user())
     except ConfigError as exc:
         for problem in exc.problems:
             console.print(f"[red]error:[/red] {problem}", soft_wrap=True, markup=False)

@@ -189,9 +189,14 @@ def diff(old: ConfigDoc, new: ConfigDoc) -> list[Change]:
     for ident in sorted(set(before) | set(after), key=lambda k: (order[k[0]], k[1])):
         kind, name = ident
         if ident not in before:
-            changes.append(Change("create", kind, name))
+            # Fields of creates and deletes feed the audit entry's new/old value.
+            changes.append(
+                Change("create", kind, name, {k: (None, v) for k, v in after[ident].items()})
+            )
         elif ident not in after:
-            changes.append(Change("delete", kind, name))
+            changes.append(
+                Change("delete", kind, name, {k: (v, None) for k, v in before[ident].items()})
+            )
         elif before[ident] != after[ident]:
             keys = sorted(set(before[ident]) | set(after[ident]))
             fields = {
@@ -210,8 +215,14 @@ def plan(archive: Archive, desired: ConfigDoc) -> list[Change]:
 # ----------------------------------------------------------------- apply
 
 
-def apply(archive: Archive, desired: ConfigDoc, file: str = "<config>") -> list[Change]:
-    """Make the index match ``desired``; returns what changed (nothing the second time)."""
+def apply(
+    archive: Archive, desired: ConfigDoc, file: str = "<config>", actor: str = ""
+) -> list[Change]:
+    """Make the index match ``desired``; returns what changed (nothing the second time).
+
+    Each change is audited (old and new values, the file as reason) in the
+    same transaction, so no configuration change commits without its entry.
+    """
     s = archive.settings
     problems = check_references(desired, server_region=s.region, server_ae=s.ae_title)
     if problems:
@@ -228,10 +239,37 @@ def apply(archive: Archive, desired: ConfigDoc, file: str = "<config>") -> list[
         _apply_sites(session, desired)
         _apply_trials(session, desired)
         _apply_roles(session, desired)
+        _audit_changes(session, changes, file, actor)
     from trialpacs.trials.routing import forget_cache
 
     forget_cache()
     return changes
+
+
+def _audit_changes(session: Session, changes: list[Change], file: str, actor: str) -> None:
+    from trialpacs.audit.chain import AuditEvent, append
+
+    for change in changes:
+        old = {k: o for k, (o, _) in change.fields.items()}
+        new = {k: n for k, (_, n) in change.fields.items()}
+        append(
+            session,
+            AuditEvent(
+                action=f"config.{change.action}",
+                actor=actor,
+                agent="trialpacs apply",
+                trial=change.name if change.kind == "trial" else "",
+                site=change.name if change.kind == "site" else "",
+                object=f"{change.kind}:{change.name}",
+                old_value=json.dumps(old, sort_keys=True, default=str)
+                if old and change.action != "create"
+                else "",
+                new_value=json.dumps(new, sort_keys=True, default=str)
+                if new and change.action != "delete"
+                else "",
+                reason=f"applied from {file}",
+            ),
+        )
 
 
 def _refuse_orphans(session: Session, desired: ConfigDoc, file: str) -> None:

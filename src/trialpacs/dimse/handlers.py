@@ -24,8 +24,9 @@ from pynetdicom.events import Event
 
 from trialpacs.access.visibility import study_condition
 from trialpacs.archive import Archive
+from trialpacs.audit.chain import AuditEvent
 from trialpacs.dicom.parse import parse_part10
-from trialpacs.dimse import commitment, peers, query, remote_aes, retrieve
+from trialpacs.dimse import auditing, commitment, peers, query, remote_aes, retrieve
 from trialpacs.dimse.part10 import build_part10
 from trialpacs.errors import Conflict, InvalidInput, TrialpacsError
 from trialpacs.ingest.store import store_parsed
@@ -119,6 +120,9 @@ def handle_requested(event: Event, ctx: DimseContext) -> None:
         return
     reason = "unknown calling AE title" if known is None else "calling host not allowed"
     log.warning("rejecting association from %s@%s: %s", calling, address, reason)
+    auditing.write(
+        ctx.archive.db, auditing.peer_event(event, "A-ASSOCIATE", "denied", reason=reason)
+    )
     # Rejected permanent, by the service user, calling AE title not recognised.
     event.assoc.acse.send_reject(0x01, 0x01, 0x03)
     # Wait for the reject PDU to leave (the DUL returns to idle once the peer
@@ -130,7 +134,8 @@ def handle_requested(event: Event, ctx: DimseContext) -> None:
 # -- verification ----------------------------------------------------------------
 
 
-def handle_echo(event: Event, *_: Any) -> int:
+def handle_echo(event: Event, ctx: DimseContext) -> int:
+    auditing.write(ctx.archive.db, auditing.peer_event(event, "C-ECHO"))
     return SUCCESS
 
 
@@ -157,17 +162,28 @@ def handle_store(event: Event, ctx: DimseContext) -> Dataset | int:
                 STORE_CLASS_MISMATCH,
                 f"SOPClassUID {parsed.sop_class_uid} differs from the request's {sop_class}",
             )
-        _store(ctx.archive, parsed, _placement(event, ctx))
+        # The success entry is written by the ingest path with the instance.
+        _store(ctx.archive, parsed, _placement(event, ctx), auditing.peer_event(event, "C-STORE"))
     except InvalidInput as exc:
         log.info("C-STORE %s from %s refused: %s", sop_uid, _peer(event), exc)
+        _store_refused(event, ctx, sop_uid, str(exc))
         return status(STORE_CANNOT_UNDERSTAND, str(exc))
     except Conflict as exc:
         log.info("C-STORE %s from %s refused: %s", sop_uid, _peer(event), exc)
+        _store_refused(event, ctx, sop_uid, str(exc))
         return status(STORE_CONFLICT, str(exc))
     except Exception as exc:
         log.exception("C-STORE %s from %s failed", sop_uid, _peer(event))
+        _store_refused(event, ctx, sop_uid, type(exc).__name__, "error")
         return status(STORE_OUT_OF_RESOURCES, f"cannot store: {type(exc).__name__}")
     return SUCCESS
+
+
+def _store_refused(
+    event: Event, ctx: DimseContext, sop_uid: str, reason: str, outcome: str = "failure"
+) -> None:
+    ev = auditing.peer_event(event, "C-STORE", outcome, sop=sop_uid[:64], reason=reason[:500])
+    auditing.write(ctx.archive.db, ev)
 
 
 def _placement(event: Event, ctx: DimseContext) -> Any:
@@ -196,29 +212,43 @@ def _series_complete(ctx: DimseContext, sop_uids: list[str]) -> None:
         log.exception("cannot queue committed series for the pipeline")
 
 
-def _store(archive: Archive, parsed: Any, placement: Any) -> None:
+def _store(archive: Archive, parsed: Any, placement: Any, audit: Any) -> None:
     """Through the group committer when the store path has one: concurrent
     associations then share one fsync and one index transaction."""
     try:
         from trialpacs.ingest.commit import committer_for  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        store_parsed(archive, parsed, placement=placement)
+        store_parsed(archive, parsed, placement=placement, audit=audit)
     else:
-        committer_for(archive).store(parsed, placement)
+        committer_for(archive).store(parsed, placement, audit=audit)
 
 
 # -- query -----------------------------------------------------------------------
 
 
 def handle_find(event: Event, ctx: DimseContext) -> Iterator[tuple[int | Dataset, Dataset | None]]:
+    """Every request is audited with the studies it answered (who saw which study)."""
+    ev = auditing.peer_event(event, "C-FIND")
+    try:
+        yield from _find(event, ctx, ev)
+    finally:
+        auditing.write(ctx.archive.db, ev)
+
+
+def _find(
+    event: Event, ctx: DimseContext, ev: AuditEvent
+) -> Iterator[tuple[int | Dataset, Dataset | None]]:
     try:
         ident = query.Identifier.from_dataset(event.identifier)
     except (InvalidInput, ValueError) as exc:
+        ev.outcome, ev.reason = "failure", str(exc)[:500]
         yield status(QR_IDENTIFIER_MISMATCH, str(exc)), None
         return
     except Exception as exc:
+        ev.outcome, ev.reason = "failure", f"bad identifier: {exc}"[:500]
         yield status(QR_IDENTIFIER_MISMATCH, f"bad identifier: {exc}"), None
         return
+    ev.detail = {"level": ident.level, "keys": {k: v for k, v in ident.keys.items() if v}}
     try:
         visible = _visible(event, ctx)
         with ctx.archive.db.read() as session:
@@ -231,14 +261,20 @@ def handle_find(event: Event, ctx: DimseContext) -> Iterator[tuple[int | Dataset
                 )
             )
     except InvalidInput as exc:
+        ev.outcome, ev.reason = "failure", str(exc)[:500]
         yield status(QR_IDENTIFIER_MISMATCH, str(exc)), None
         return
     except Exception as exc:
         log.exception("C-FIND from %s failed", _peer(event))
+        ev.outcome, ev.reason = "error", type(exc).__name__
         yield status(QR_UNABLE_TO_PROCESS, type(exc).__name__), None
         return
+    auditing.with_studies(
+        ev, (str(ds.get("StudyInstanceUID", "") or "") for ds in matches), matches=len(matches)
+    )
     for ds in matches:
         if event.is_cancelled:
+            ev.reason = "cancelled"
             yield CANCEL, None
             return
         yield PENDING, ds
@@ -266,17 +302,28 @@ def _targets(event: Event, ctx: DimseContext) -> list[Any]:
 def handle_move(event: Event, ctx: DimseContext) -> Iterator[Any]:
     """Send only to destinations in the known-AE table, whatever the caller says."""
     destination = str(event.move_destination or "").strip()
+    ev = auditing.peer_event(event, "C-MOVE", object=f"destination={destination}"[:256])
+    try:
+        yield from _move(event, ctx, ev, destination)
+    finally:
+        auditing.write(ctx.archive.db, ev)
+
+
+def _move(event: Event, ctx: DimseContext, ev: AuditEvent, destination: str) -> Iterator[Any]:
     known = remote_aes.find(ctx.archive.db, destination) if destination else None
     if known is None:
         log.warning("C-MOVE from %s to unknown destination %r", _peer(event), destination)
+        ev.outcome, ev.reason = "failure", "unknown move destination"
         yield None, None
         return
     try:
         refs = _targets(event, ctx)
     except (InvalidInput, ValueError) as exc:
+        ev.outcome, ev.reason = "failure", str(exc)[:500]
         yield known.host, known.port
         yield status(QR_IDENTIFIER_MISMATCH, str(exc)), None
         return
+    auditing.with_studies(ev, (r.study_uid for r in refs), instances=len(refs))
     accepted: dict[str, set[str]] = {}
 
     def record(sub_event: Event) -> None:
@@ -295,30 +342,44 @@ def handle_move(event: Event, ctx: DimseContext) -> Iterator[Any]:
         },
     )
     yield len(refs)
-    yield from _send_each(event, ctx, refs, lambda: accepted)
+    yield from _send_each(event, ctx, refs, lambda: accepted, ev)
 
 
 def handle_get(event: Event, ctx: DimseContext) -> Iterator[Any]:
+    ev = auditing.peer_event(event, "C-GET")
+    try:
+        yield from _get(event, ctx, ev)
+    finally:
+        auditing.write(ctx.archive.db, ev)
+
+
+def _get(event: Event, ctx: DimseContext, ev: AuditEvent) -> Iterator[Any]:
     try:
         refs = _targets(event, ctx)
     except (InvalidInput, ValueError) as exc:
+        ev.outcome, ev.reason = "failure", str(exc)[:500]
         yield 1
         yield status(QR_IDENTIFIER_MISMATCH, str(exc)), None
         return
+    auditing.with_studies(ev, (r.study_uid for r in refs), instances=len(refs))
     yield len(refs)
     accepted = retrieve.accepted_for_sending(event.assoc.accepted_contexts)
-    yield from _send_each(event, ctx, refs, lambda: accepted)
+    yield from _send_each(event, ctx, refs, lambda: accepted, ev)
 
 
-def _send_each(event: Event, ctx: DimseContext, refs: list[Any], accepted: Any) -> Iterator[Any]:
+def _send_each(
+    event: Event, ctx: DimseContext, refs: list[Any], accepted: Any, ev: AuditEvent
+) -> Iterator[Any]:
     for ref in refs:
         if event.is_cancelled:
+            ev.reason = "cancelled"
             yield CANCEL, None
             return
         try:
             ds = retrieve.load_for_peer(ctx.archive.store, ref, accepted())
         except (TrialpacsError, KeyError, OSError) as exc:
             log.warning("cannot send %s to %s: %s", ref.sop_uid, _peer(event), exc)
+            ev.detail["failed"] = int(ev.detail.get("failed", 0)) + 1
             # A non-Dataset pending result counts as a failed sub-operation.
             yield PENDING, ref.sop_uid
             continue
@@ -331,23 +392,45 @@ def _send_each(event: Event, ctx: DimseContext, refs: list[Any], accepted: Any) 
 def handle_n_action(event: Event, ctx: DimseContext) -> tuple[Dataset | int, Dataset | None]:
     """Answer the N-ACTION at once; the result follows as an N-EVENT-REPORT on a
     new association to the caller's address from the known-AE table."""
+    ev = auditing.peer_event(event, "N-ACTION")
+    try:
+        return _n_action(event, ctx, ev)
+    finally:
+        auditing.write(ctx.archive.db, ev)
+
+
+def _n_action(
+    event: Event, ctx: DimseContext, ev: AuditEvent
+) -> tuple[Dataset | int, Dataset | None]:
     req = cast(N_ACTION, event.request)
+    ev.outcome = "failure"
     if str(req.RequestedSOPClassUID) != commitment.STORAGE_COMMITMENT_SOP_CLASS:
+        ev.reason = "not Storage Commitment Push Model"
         return status(0x0118, "only Storage Commitment Push Model is supported"), None
     if req.ActionTypeID != commitment.REQUEST_ACTION_TYPE:
+        ev.reason = "unsupported Action Type ID"
         return status(0x0123, "unsupported Action Type ID"), None
     try:
         transaction, refs = commitment.parse_request(event.action_information)
     except Exception as exc:
+        ev.reason = str(exc)[:500]
         return status(N_INVALID_ARGUMENT, str(exc)), None
+    ev.object = f"transaction={transaction}"[:256]
     calling = str(event.assoc.requestor.ae_title or "").strip()
     known = remote_aes.find(ctx.archive.db, calling)
     if known is None:
+        ev.reason = "calling AE not in the known-AE table"
         return status(
             N_PROCESSING_FAILURE, f"{calling} is not in the known-AE table: no report address"
         ), None
     with ctx.archive.db.read() as session:
         result = commitment.check(session, transaction, refs)
+    ev.outcome = "success"
+    ev.detail = {
+        "requested": len(refs),
+        "committed": len(result.committed),
+        "failed": len(result.failed),
+    }
     _series_complete(ctx, [ref.sop_instance_uid for ref in result.committed])
     thread = threading.Thread(
         target=ctx.report_sender,

@@ -105,7 +105,7 @@ def start(archive: Archive, *, port: int | None = None) -> DimseServer:
     evt_handlers: list[Any] = [
         (evt.EVT_CONN_OPEN, handlers.handle_conn_open),
         (evt.EVT_REQUESTED, handlers.handle_requested, [ctx]),
-        (evt.EVT_C_ECHO, handlers.handle_echo),
+        (evt.EVT_C_ECHO, handlers.handle_echo, [ctx]),
         (evt.EVT_C_STORE, handlers.handle_store, [ctx]),
         (evt.EVT_C_FIND, handlers.handle_find, [ctx]),
         (evt.EVT_C_MOVE, handlers.handle_move, [ctx]),

@@ -14,11 +14,12 @@ import threading
 from concurrent.futures import Future
 
 from trialpacs.archive import Archive
+from trialpacs.audit.chain import AuditEvent
 from trialpacs.dicom.parse import ParsedInstance
 from trialpacs.errors import TrialpacsError
 from trialpacs.ingest.store import PUBLISHED, Placement, StoreOutcome, store_parsed_many
 
-_Pending = tuple[ParsedInstance, Placement, "Future[StoreOutcome]"]
+_Pending = tuple[ParsedInstance, Placement, "Future[StoreOutcome]", AuditEvent | None]
 
 
 class GroupCommitter:
@@ -29,10 +30,19 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def store(self, parsed: ParsedInstance, placement: Placement = PUBLISHED) -> StoreOutcome:
-        """Store one instance; returns when it is durable and indexed, like store_parsed."""
+    def store(
+        self,
+        parsed: ParsedInstance,
+        placement: Placement = PUBLISHED,
+        audit: AuditEvent | None = None,
+    ) -> StoreOutcome:
+        """Store one instance; returns when it is durable and indexed, like store_parsed.
+
+        ``audit`` (the caller's entry template) travels with the instance, so a
+        batch of several associations still names each caller in the trail.
+        """
         future: Future[StoreOutcome] = Future()
-        self._queue.put((parsed, placement, future))
+        self._queue.put((parsed, placement, future, audit))
         return future.result()
 
     def _run(self) -> None:
@@ -52,13 +62,16 @@ class GroupCommitter:
     def _commit(self, placement: Placement, group: list[_Pending]) -> None:
         try:
             results = store_parsed_many(
-                self.archive, {i: p for i, (p, _, _) in enumerate(group)}, placement=placement
+                self.archive,
+                {i: p for i, (p, _, _, _) in enumerate(group)},
+                placement=placement,
+                audit={i: a for i, (_, _, _, a) in enumerate(group)},
             )
         except BaseException as exc:  # a storage or database failure fails the whole group
-            for _, _, future in group:
+            for _, _, future, _ in group:
                 future.set_exception(exc)
             return
-        for i, (_, _, future) in enumerate(group):
+        for i, (_, _, future, _) in enumerate(group):
             result = results[i]
             if isinstance(result, TrialpacsError):
                 future.set_exception(result)

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from trialpacs.archive import Archive
+from trialpacs.audit.chain import AuditEvent
+from trialpacs.audit.stores import Stored, append_stored
 from trialpacs.dicom import dicomjson
 from trialpacs.dicom.parse import ParsedInstance, parse_part10
 from trialpacs.errors import Conflict, InvalidInput, TrialpacsError
@@ -71,9 +73,12 @@ def store_bytes(
     *,
     expected_study: str | None = None,
     placement: Placement = PUBLISHED,
+    audit: AuditEvent | None = None,
 ) -> StoreOutcome:
     """Parse and store one Part 10 file; raises InvalidInput or Conflict with a reason."""
-    result = store_many(archive, [data], expected_study=expected_study, placement=placement)[0]
+    result = store_many(
+        archive, [data], expected_study=expected_study, placement=placement, audit=audit
+    )[0]
     if isinstance(result, Exception):
         raise result
     return result
@@ -95,8 +100,13 @@ def store_many(
     *,
     expected_study: str | None = None,
     placement: Placement = PUBLISHED,
+    audit: AuditEvent | None = None,
 ) -> list[StoreOutcome | TrialpacsError]:
-    """Store each item; a bad item yields its error and never affects the others."""
+    """Store each item; a bad item yields its error and never affects the others.
+
+    ``audit`` is the caller's entry template (actor, address, action); the
+    entries are written with the instances (trialpacs.audit.stores).
+    """
     results: list[StoreOutcome | TrialpacsError | None] = [None] * len(datas)
     parsed: dict[int, ParsedInstance] = {}
     for i, data in enumerate(datas):
@@ -111,27 +121,40 @@ def store_many(
 
         ((i, p),) = parsed.items()
         try:
-            results[i] = committer_for(archive).store(p, placement)
+            results[i] = committer_for(archive).store(p, placement, audit=audit)
         except TrialpacsError as exc:
             results[i] = exc
     else:
-        for i, outcome in store_parsed_many(archive, parsed, placement=placement).items():
+        audits = dict.fromkeys(parsed, audit) if audit is not None else None
+        for i, outcome in store_parsed_many(
+            archive, parsed, placement=placement, audit=audits
+        ).items():
             results[i] = outcome
     assert all(r is not None for r in results)
     return results  # type: ignore[return-value]
 
 
 def store_parsed(
-    archive: Archive, parsed: ParsedInstance, *, placement: Placement = PUBLISHED
+    archive: Archive,
+    parsed: ParsedInstance,
+    *,
+    placement: Placement = PUBLISHED,
+    audit: AuditEvent | None = None,
 ) -> StoreOutcome:
-    result = store_parsed_many(archive, {0: parsed}, placement=placement)[0]
+    result = store_parsed_many(
+        archive, {0: parsed}, placement=placement, audit={0: audit} if audit else None
+    )[0]
     if isinstance(result, Exception):
         raise result
     return result
 
 
 def store_parsed_many(
-    archive: Archive, parsed: dict[int, ParsedInstance], *, placement: Placement = PUBLISHED
+    archive: Archive,
+    parsed: dict[int, ParsedInstance],
+    *,
+    placement: Placement = PUBLISHED,
+    audit: Mapping[int, AuditEvent | None] | None = None,
 ) -> dict[int, StoreOutcome | TrialpacsError]:
     results: dict[int, StoreOutcome | TrialpacsError] = {}
     if not parsed:
@@ -155,7 +178,9 @@ def store_parsed_many(
             continue
         item = _new_instance(p, placement)
         if p.sop_instance_uid in existing:
-            results[i] = _resolve_existing(archive, store, p, existing[p.sop_instance_uid], item)
+            results[i] = _resolve_existing(
+                archive, store, p, existing[p.sop_instance_uid], item, (audit or {}).get(i)
+            )
         elif p.sop_instance_uid in seen:
             # Twice in one batch: decide against the first copy once it is stored.
             first = new[seen[p.sop_instance_uid]]
@@ -171,6 +196,15 @@ def store_parsed_many(
     try:
         with archive.db.write() as session:
             inserted = writer.insert_instances(session, list(new.values()))
+            if archive.settings.audit_enabled:
+                append_stored(
+                    session,
+                    (
+                        ((audit or {}).get(i), _stored(item, "stored"))
+                        for (i, item), ok in zip(new.items(), inserted, strict=True)
+                        if ok
+                    ),
+                )
     except BaseException:
         for key in keys:
             store.delete(key)
@@ -190,7 +224,9 @@ def store_parsed_many(
             other = now[parsed[i].sop_instance_uid]
             if other.blob_key != new[i].blob_key:
                 store.delete(new[i].blob_key)
-            results[i] = _resolve_existing(archive, store, parsed[i], other, new[i])
+            results[i] = _resolve_existing(
+                archive, store, parsed[i], other, new[i], (audit or {}).get(i)
+            )
     for i, p in parsed.items():
         if i not in results:  # pragma: no cover - every branch above sets a result
             results[i] = TrialpacsError(f"{p.sop_instance_uid}: not stored")
@@ -219,6 +255,7 @@ def _resolve_existing(
     parsed: ParsedInstance,
     existing: writer.StoredInstance,
     item: writer.NewInstance,
+    audit: AuditEvent | None = None,
 ) -> StoreOutcome | TrialpacsError:
     if existing.sha256 == item.sha256:
         return _outcome(parsed, StoreStatus.DUPLICATE)
@@ -236,11 +273,25 @@ def _resolve_existing(
     try:
         with archive.db.write() as session:
             writer.replace_instance(session, existing.pk, item)
+            if archive.settings.audit_enabled:
+                append_stored(session, [(audit, _stored(item, "replaced"))])
     except BaseException:
         store.delete(item.blob_key)
         raise
     store.delete(existing.blob_key)
     return _outcome(parsed, StoreStatus.REPLACED)
+
+
+def _stored(item: writer.NewInstance, status: str) -> Stored:
+    return Stored(
+        study=item.study_uid,
+        series=item.series_uid,
+        sop=item.sop_uid,
+        trial=item.trial_id or "",
+        site=item.site_id or "",
+        collection=item.collection,
+        status=status,
+    )
 
 
 def _new_instance(p: ParsedInstance, placement: Placement = PUBLISHED) -> writer.NewInstance:

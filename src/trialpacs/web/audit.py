@@ -62,6 +62,19 @@ def event_for(scope: Scope, status: int) -> AuditEvent:
     return event
 
 
+def request_template(request: Any, action: str) -> AuditEvent:
+    """An entry template naming the caller of ``request``, for domain code that
+    writes its own entries (the store path writes them with the instances)."""
+    event = AuditEvent(action=action, agent=request.headers.get("user-agent", "")[:256])
+    client = request.client
+    event.address = client.host if client else ""
+    principal = getattr(request.state, "principal", None)
+    if isinstance(principal, Principal):
+        event.actor = principal.subject
+        event.roles = [str(g) for g in principal.grants]
+    return event
+
+
 def route_template(scope: Scope, params: dict[str, Any]) -> str:
     """The route as declared (``/dicomweb/studies/{study}``), rebuilt from the matched path.
 

@@ -11,10 +11,12 @@ from starlette.concurrency import run_in_threadpool
 from trialpacs.access.policy import Resource
 from trialpacs.access.tokens import Identity
 from trialpacs.archive import Archive
+from trialpacs.audit.chain import AuditEvent
 from trialpacs.dicom.dicomjson import dumps, instance_path
 from trialpacs.dicom.uids import require_uid
 from trialpacs.errors import Conflict, InvalidInput
 from trialpacs.ingest.store import PUBLISHED, Placement, StoreOutcome, store_many
+from trialpacs.web.audit import request_template
 from trialpacs.web.deps import base_url, get_archive, require_action, require_identity
 from trialpacs.web.dicomweb.body import read_limited
 from trialpacs.web.errors import UnsupportedMediaType
@@ -74,7 +76,8 @@ async def _stow(
     parts = split(body, boundary)
     if not parts:
         raise InvalidInput("the multipart body holds no parts")
-    result = await run_in_threadpool(store_parts, archive, parts, study, placement)
+    audit = request_template(request, "store.stow-rs")
+    result = await run_in_threadpool(store_parts, archive, parts, study, placement, audit)
     base = base_url(request)
     payload = response_dataset(result, base, study)
     if not result.failed:
@@ -95,7 +98,11 @@ class StowResult:
 
 
 def store_parts(
-    archive: Archive, parts: list[Part], study: str | None, placement: Placement = PUBLISHED
+    archive: Archive,
+    parts: list[Part],
+    study: str | None,
+    placement: Placement = PUBLISHED,
+    audit: AuditEvent | None = None,
 ) -> StowResult:
     """Store each part on its own: one bad part never affects the others."""
     result = StowResult()
@@ -110,7 +117,9 @@ def store_parts(
             continue
         datas.append(part.body)
     try:
-        outcomes = store_many(archive, datas, expected_study=study, placement=placement)
+        outcomes = store_many(
+            archive, datas, expected_study=study, placement=placement, audit=audit
+        )
     except OSError as exc:
         for data in datas:
             sop_class, sop = _peek_uids(data)
