@@ -14,9 +14,11 @@ import io
 import json
 import re
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from trialpacs.trials.models import PUBLISHED, DeidProfileDef
 # (stage, done, total): "series" while packaging, "files" for the closing files.
 Progress = Callable[[str, int, int], None]
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+COPY_THREADS = 8
 
 
 class IdentifiedDataRefused(TrialpacsError):
@@ -296,15 +299,19 @@ class _Writer:
         self.dest = dest
         self.result = result
         self.files: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     def put(self, path: str, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        if self.dest.existing(path) == digest:
-            self.result.files_skipped += 1
-        else:
+        present = self.dest.existing(path) == digest
+        if not present:
             self.dest.put(path, data, digest)
-            self.result.files_written += 1
-        self.files[path] = digest
+        with self._lock:
+            if present:
+                self.result.files_skipped += 1
+            else:
+                self.result.files_written += 1
+            self.files[path] = digest
         return digest
 
 
@@ -321,22 +328,17 @@ def _write_package(
     out = _Writer(dest, result)
     entries: list[manifest.SeriesEntry] = []
     total = len(series)
-    for done, s in enumerate(series, 1):
-        folder = f"{_safe(s.subject)}/{_safe(s.timepoint)}/{s.series_uid}"
-        blobs: list[bytes] = []
-        for i, row in enumerate(series_instances(archive, s.series_uid), 1):
-            data = published_bytes(archive, row)
-            out.put(f"dicom/{folder}/{i:05d}.dcm", data)
-            blobs.append(data)
-            result.instances += 1
-            result.bytes += len(data)
-        entry = manifest.SeriesEntry(s, f"dicom/{folder}")
-        if options.nifti:
-            entry = _nifti(out, s, folder, blobs, entry, result)
-        entries.append(entry)
-        result.series += 1
-        if progress is not None:
-            progress("series", done, total)
+    pool = ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="export")
+    try:
+        for done, s in enumerate(series, 1):
+            folder = f"{_safe(s.subject)}/{_safe(s.timepoint)}/{s.series_uid}"
+            entries.append(_series(archive, out, pool, s, folder, options, result))
+            result.series += 1
+            if progress is not None:
+                progress("series", done, total)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    dest.finish()  # the series are durable before the files that describe them
     table = manifest.rows(entries)
     ref = cohort.to_mapping()
     cohort_doc = {k: ref[k] for k in ("name", "version", "ref", "trial", "definition", "digest")}
@@ -367,8 +369,36 @@ def _write_package(
     }
     dest_info = (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()
     dest.put("export.json", dest_info, hashlib.sha256(dest_info).hexdigest())
+    dest.finish()
     if progress is not None:
         progress("files", len(closing) + 2, len(closing) + 2)
+
+
+def _series(
+    archive: Archive,
+    out: _Writer,
+    pool: ThreadPoolExecutor,
+    s: CohortSeries,
+    folder: str,
+    options: ExportOptions,
+    result: ExportResult,
+) -> manifest.SeriesEntry:
+    """Copy one series' instances (reads and writes overlap on a few threads)."""
+    rows = series_instances(archive, s.series_uid)
+
+    def copy(item: tuple[int, InstanceRow]) -> bytes:
+        i, row = item
+        data = published_bytes(archive, row)
+        out.put(f"dicom/{folder}/{i:05d}.dcm", data)
+        return data
+
+    blobs = list(pool.map(copy, enumerate(rows, 1)))
+    result.instances += len(blobs)
+    result.bytes += sum(len(b) for b in blobs)
+    entry = manifest.SeriesEntry(s, f"dicom/{folder}")
+    if options.nifti:
+        entry = _nifti(out, s, folder, blobs, entry, result)
+    return entry
 
 
 def _nifti(
