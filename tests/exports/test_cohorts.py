@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
 from exports.support import DATA_MANAGER, World
 from trialpacs.errors import InvalidInput
 from trialpacs.exports.cohort import CohortDefinition
 from trialpacs.exports.saved import get_cohort, list_cohorts, parse_ref, save_cohort
 from trialpacs.exports.select import counts, resolve
+from trialpacs.index.models import Study
 
 
 def pick(world: World, **kw: object) -> list[tuple[str, str, str, str]]:
@@ -116,3 +118,15 @@ def test_saved_cohorts_are_versioned(world: World) -> None:
         save_cohort(db, "knees", CohortDefinition("T2"), DATA_MANAGER.subject)
     with pytest.raises(InvalidInput, match="not 'history'"):
         save_cohort(db, "history", CohortDefinition("T1"), "dm")
+
+
+def test_the_index_time_point_wins_over_the_header(world: World) -> None:
+    """Once the pipeline records a study's visit (studies.timepoint_id), that is used."""
+    found = resolve(world.archive, CohortDefinition("T1", subjects=("S2-0001",)))
+    week12 = next(s for s in found if s.timepoint == "W12")
+    with world.archive.db.write() as session:
+        session.execute(
+            update(Study).where(Study.study_uid == week12.study_uid).values(timepoint_id="W16")
+        )
+    assert pick(world, timepoints=["W16"]) == [("S2", "S2-0001", "W16", "T2 AX")]
+    assert pick(world, subjects=["S2-0001"], timepoints=["W12"]) == []
