@@ -6,6 +6,8 @@ import csv
 import hashlib
 import io
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from exports.support import DATA_MANAGER, World, corpus_files, store_published, 
 from trialpacs.audit import verify
 from trialpacs.audit.chain import Filter, query
 from trialpacs.exports.cohort import CohortDefinition
+from trialpacs.exports.destinations import STAGING_KEEP_SECONDS, staging_dir
 from trialpacs.exports.governance import ExportRefused
 from trialpacs.exports.job import (
     ExportOptions,
@@ -217,3 +220,15 @@ def test_nifti_geometry_check_catches_a_wrong_volume(tmp_path: Path) -> None:
     nii = nib.Nifti1Image(np.zeros((256, 256, 20), dtype=np.int16), np.diag([0.7, 0.7, 3.0, 1]))
     nib.save(nii, tmp_path / "v.nii.gz")
     assert geometry_problems(nifti_geometry(tmp_path / "v.nii.gz"), geometry)
+
+
+def test_download_staging_is_pruned_after_a_day(world: World) -> None:
+    ref = save(world, sites=["S2"])
+    old = run_export(world.archive, DATA_MANAGER, ref, "download")
+    folder = staging_dir(world.archive, old.export_id)
+    assert (folder / "manifest.csv").is_file()
+    day_ago = time.time() - STAGING_KEEP_SECONDS - 60
+    os.utime(folder, (day_ago, day_ago))
+    fresh = run_export(world.archive, DATA_MANAGER, ref, "download")
+    assert not folder.exists()
+    assert staging_dir(world.archive, fresh.export_id).is_dir()

@@ -16,7 +16,9 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -149,6 +151,23 @@ def staging_dir(archive: Archive, export_id: str) -> Path:
     return Path(archive.settings.data_dir) / "exports" / export_id
 
 
+STAGING_KEEP_SECONDS = 24 * 3600
+
+
+def prune_staging(archive: Archive, keep_seconds: float = STAGING_KEEP_SECONDS) -> int:
+    """Remove download packages staged longer ago than ``keep_seconds`` (links expired)."""
+    root = Path(archive.settings.data_dir) / "exports"
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - keep_seconds
+    removed = 0
+    for folder in root.iterdir():
+        if folder.is_dir() and folder.name.isalnum() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
+
+
 def open_destination(
     archive: Archive,
     spec: str,
@@ -164,6 +183,7 @@ def open_destination(
             "an export needs a destination: a directory, s3://bucket/prefix or download"
         )
     if spec == DOWNLOAD:
+        prune_staging(archive)
         return LocalDirectory(staging_dir(archive, export_id), kind=DOWNLOAD)
     if spec.startswith("s3://"):
         return _s3(archive, spec, trial)
