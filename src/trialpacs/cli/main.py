@@ -17,6 +17,7 @@ import typer  # noqa: E402
 
 from trialpacs.cli import access, archive, audit, deid, dimse, trials  # noqa: E402
 from trialpacs.cli import exports as export_cli  # noqa: E402
+from trialpacs.cli import ops as ops_cli  # noqa: E402
 
 app = typer.Typer(
     name="trialpacs",
@@ -33,6 +34,7 @@ deid.register(app)
 dimse.register(app)
 trials.register(app)
 export_cli.register(app)
+ops_cli.register(app)
 
 
 def main() -> None:
