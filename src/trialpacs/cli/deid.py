@@ -56,7 +56,13 @@ def register(app: typer.Typer) -> None:
 
 
 def run(
-    src: list[Path] = typer.Argument(..., help="DICOM files, folders or zip archives."),
+    src: list[Path] = typer.Argument(
+        ...,
+        help=(
+            "DICOM files, folders or zip archives; record files by name "
+            "(PDF, text, HL7 v2, FHIR JSON, MP4/MOV video)."
+        ),
+    ),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder for de-identified files."),
     profile: str = typer.Option("trial", "--profile", help="Built-in name or YAML file."),
     secret_file: Path | None = typer.Option(
@@ -69,6 +75,11 @@ def run(
     site_name: str = typer.Option("", "--site-name", help="Clinical trial site name."),
     time_point: str = typer.Option("", "--time-point", help="Clinical trial time point ID."),
     no_ner: bool = typer.Option(False, "--no-ner", help="Do not use spaCy NER for free text."),
+    patient_id: str = typer.Option(
+        "", "--patient-id", help="Patient of PDF, text and video files (HL7/FHIR name their own)."
+    ),
+    patient_name: str = typer.Option("", "--patient-name", help="Their name (FAMILY^GIVEN)."),
+    birth_date: str = typer.Option("", "--birth-date", help="Their birth date (YYYYMMDD)."),
     pixel_policy: str | None = typer.Option(
         None,
         "--pixel-policy",
@@ -79,8 +90,8 @@ def run(
         ),
     ),
 ) -> None:
-    from trialpacs.deid.batch import run_batch
-    from trialpacs.deid.engine import Deidentifier, TrialContext
+    from trialpacs.deid.batch import run_batch, write_atomic
+    from trialpacs.deid.engine import TrialContext
     from trialpacs.deid.inputs import iter_inputs
     from trialpacs.deid.pixel_hook import pixel_cleaner_for
     from trialpacs.deid.profile import PIXEL_POLICIES, load_profile
@@ -92,6 +103,8 @@ def run(
     )
     from trialpacs.deid.table import Option
     from trialpacs.deid.vault import KeyVault
+    from trialpacs.records.deidentify import RecordDeidentifier
+    from trialpacs.records.identity import PatientIdentity
 
     secret_path = secret_file or default_secret_path()
     vault_path = vault or default_vault_path()
@@ -119,8 +132,13 @@ def run(
     )
     try:
         cleaner = pixel_cleaner_for(prof, pixel_policy)
-        deid = Deidentifier(
+        deid = RecordDeidentifier(
             prof, secret, ctx, kv, pixel_cleaner=cleaner, use_ner=False if no_ner else None
+        )
+        if patient_id:
+            deid.record_patient = PatientIdentity(patient_id, patient_name, birth_date)
+        deid.record_sink = lambda original, result: write_atomic(
+            out / "records" / result.subject_id / original.filename, original.data
         )
     except (InvalidInput, ValueError) as exc:
         kv.close()

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import copy
 import hmac
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
@@ -26,8 +28,11 @@ from trialpacs.deid.engine import Deidentifier, DeidError, DeidResult, phi_value
 from trialpacs.errors import InvalidInput
 from trialpacs.records import dicomwrap as wrap
 from trialpacs.records import fhir, hl7v2, ocr, pdf, video
-from trialpacs.records.formats import RecordFormat
+from trialpacs.records.formats import RecordFormat, detect_format
 from trialpacs.records.identity import PatientIdentity
+
+if TYPE_CHECKING:
+    from trialpacs.records.export import Original
 from trialpacs.records.phi import RecordPhi
 
 CLEAN_PIXEL = ("113101", "DCM", "Clean Pixel Data Option")
@@ -111,6 +116,23 @@ class RecordDeidentifier(Deidentifier):
     """
 
     record_options = RecordOptions()
+    # For record files that do not name their patient (PDF, text, video) given as such.
+    record_patient: PatientIdentity | None = None
+    # Called with each de-identified record in its original format (the CLI writes it out).
+    record_sink: Callable[[Original, DeidResult], None] | None = None
+
+    def deidentify_part10(self, data: bytes) -> tuple[bytes, DeidResult]:
+        """Part 10 as before; a PDF, text, HL7, FHIR or video file is wrapped first."""
+        if _wrappable(data, self.record_patient is not None):
+            from trialpacs.records.intake import Intake, wrap_record
+
+            _, data = wrap_record(data, "", Intake(patient=self.record_patient))
+        out, result = super().deidentify_part10(data)
+        if self.record_sink is not None and is_record(result.dataset):
+            from trialpacs.records.export import original_format
+
+            self.record_sink(original_format(dcmread(io.BytesIO(out))), result)
+        return out, result
 
     def deidentify(
         self, ds: Dataset, *, in_place: bool = False, _meta: bool = True, _ts: str = ""
@@ -123,7 +145,18 @@ class RecordDeidentifier(Deidentifier):
         def header(d: Dataset) -> DeidResult:
             return Deidentifier.deidentify(self, d, in_place=True, _meta=_meta, _ts=_ts)
 
-        return deidentify_instance(self, ds, self.record_options, header=header)
+        return deidentify_instance(self, ds, self.record_options, header=header, ts=_ts)
+
+
+def _wrappable(data: bytes, have_patient: bool) -> bool:
+    """A record file, not DICOM; stray text counts only when a patient was named."""
+    if len(data) > 132 and data[128:132] == b"DICM":
+        return False
+    try:
+        fmt = detect_format(data)
+    except InvalidInput:
+        return False  # the DICOM reader names the problem as for any other file
+    return fmt is not RecordFormat.TEXT or have_patient
 
 
 def deidentify_instance(
@@ -132,8 +165,12 @@ def deidentify_instance(
     options: RecordOptions | None = None,
     *,
     header: Callable[[Dataset], DeidResult] | None = None,
+    ts: str = "",
 ) -> DeidResult:
-    """De-identify ``ds`` in place; records get their payload cleaned too."""
+    """De-identify ``ds`` in place; records get their payload cleaned too.
+
+    ``ts``: the transfer syntax the data set arrived in, when it has no file meta.
+    """
     if header is None:
         header = lambda d: Deidentifier.deidentify(deid, d, in_place=True)  # noqa: E731
     if not is_record(ds):
@@ -147,7 +184,8 @@ def deidentify_instance(
             payload = wrap.encapsulated_document(ds)
             del ds.EncapsulatedDocument
         elif fmt is RecordFormat.VIDEO:
-            ts = str(ds.file_meta.TransferSyntaxUID)
+            meta = getattr(ds, "file_meta", None)
+            ts = ts or (str(meta.get("TransferSyntaxUID", "")) if meta is not None else "")
             stream_fmt = video.DICOM_STREAM_FORMATS.get(ts)
             if stream_fmt is None:
                 raise DeidError(f"video in transfer syntax {ts} is not supported")
