@@ -12,6 +12,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.core import TyperGroup
@@ -175,7 +176,12 @@ def run(
     if report.failed:
         out_console.print(f"[red]{len(report.failed)} input(s) failed:[/red]")
         for label, reason in report.failed:
-            out_console.print(f"  [bold]{label}[/bold]: {reason}", markup=True, highlight=False)
+            # One line per input, never folded: people grep and copy these paths.
+            out_console.print(
+                f"  [bold]{escape(str(label))}[/bold]: {escape(str(reason))}",
+                highlight=False,
+                soft_wrap=True,
+            )
         raise typer.Exit(code=1)
 
 
@@ -220,7 +226,7 @@ def verify(
             f"[red]residual PHI: {len(findings)} finding(s) in {len(files)} file(s)[/red]"
         )
         for f in findings:
-            out_console.print(f"  {f}", markup=False, highlight=False)
+            out_console.print(f"  {f}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=1)
     checked = "vault values and patterns" if kv is not None else "patterns only (no key vault)"
     out_console.print(f"[green]OK[/green]: {len(files)} file(s) checked ({checked}), no PHI found")
