@@ -94,18 +94,45 @@ def person(rng: random.Random) -> Person:
     )
 
 
+def _long_date(yyyymmdd: str) -> str:
+    months = ["January", "February", "March", "April", "May", "June", "July", "August",
+              "September", "October", "November", "December"]  # fmt: skip
+    return f"{int(yyyymmdd[6:])} {months[int(yyyymmdd[4:6]) - 1]} {yyyymmdd[:4]}"
+
+
 def report_lines(p: Person, rng: random.Random) -> tuple[list[str], list[str], list[str]]:
-    """Report text lines, the PHI in them, the control phrases."""
+    """Report text lines, the PHI in them (as written), the control phrases.
+
+    Spellings vary on purpose (cue words or none, name order, date formats,
+    signatures), so the set holds cases the rules miss as well as ones they catch.
+    """
     finding = rng.sample(FINDINGS, 2)
+    name_forms = [
+        (f"Patient: {p.first} {p.last}   MRN: {p.mrn}", [f"{p.first} {p.last}", p.mrn]),
+        (f"Name: {p.last.upper()}, {p.first}   Hospital no. {p.mrn}",
+         [f"{p.last.upper()}, {p.first}", p.mrn]),
+        (f"Pt {p.first} {p.last} (ID {p.mrn})", [f"{p.first} {p.last}", p.mrn]),
+    ]  # fmt: skip
+    birth_forms = [p.us_birth, f"{p.birth[:4]}-{p.birth[4:6]}-{p.birth[6:]}", _long_date(p.birth)]
+    sign_forms = [
+        (f"Reported by Dr. {p.doctor}, phone {p.phone}", [p.doctor, p.phone]),
+        (f"Electronically signed: {p.doctor}, MD. Tel {p.phone}", [p.doctor, p.phone]),
+        (f"Dictated by {p.doctor} ({p.phone})", [p.doctor, p.phone]),
+    ]
+    email = f"{p.first.lower()}.{p.last.lower()}@example.org"
+    name_line, name_phi = rng.choice(name_forms)
+    birth = rng.choice(birth_forms)
+    sign_line, sign_phi = rng.choice(sign_forms)
     lines = [
         "RADIOLOGY REPORT",
-        f"Patient: {p.first} {p.last}   MRN: {p.mrn}",
-        f"DOB: {p.us_birth}   Address: {p.street}",
+        name_line,
+        f"DOB: {birth}   Address: {p.street}, Springfield",
+        f"Contact: {email}",
         f"Findings: {finding[0]}",
         f"Impression: {finding[1]}",
-        f"Reported by Dr. {p.doctor}, phone {p.phone}",
+        sign_line,
     ]
-    phi = [f"{p.first} {p.last}", p.mrn, p.us_birth, p.street, p.doctor, p.phone]
+    phi = [*name_phi, birth, p.street, email, *sign_phi]
     return lines, phi, finding
 
 
@@ -152,8 +179,8 @@ def scanned_pdf(p: Person, rng: random.Random) -> Item:
 
 
 def hl7(p: Person, rng: random.Random) -> Item:
-    lines, phi, keep = report_lines(p, rng)
-    narrative = [ln for ln in lines[3:]] + [f"Patient {p.first} {p.last} seen on {p.us_birth}."]
+    lines, phi_lines, keep = report_lines(p, rng)
+    narrative = [*lines[4:], f"Patient {p.first} {p.last} seen on {p.us_birth}."]
     obx = "\r".join(f"OBX|{i + 1}|TX|IMP^Impression||{t}||||||F" for i, t in enumerate(narrative))
     msg = (
         "MSH|^~\\&|RIS|General Hospital|TP|TP|20240305120000||ORU^R01|MSG0001|P|2.5.1\r"
@@ -164,11 +191,12 @@ def hl7(p: Person, rng: random.Random) -> Item:
         "OBR|1|ORD1|FIL1|71020^CHEST XRAY||20240305|20240305110000\r" + obx + "\r"
     )
     phi = [p.mrn, p.last.upper(), p.street, p.phone, p.doctor, f"{p.first} {p.last}", p.birth]
+    phi += [x for x in phi_lines if x not in phi and x in "\n".join(narrative)]
     return Item("hl7", "hl7v2", msg.encode(), p.identity(), phi, keep)
 
 
 def fhir_bundle(p: Person, rng: random.Random) -> Item:
-    lines, _, keep = report_lines(p, rng)
+    lines, phi_lines, keep = report_lines(p, rng)
     report_text = "\n".join(lines[1:])
     bundle = {
         "resourceType": "Bundle",
@@ -235,6 +263,7 @@ def fhir_bundle(p: Person, rng: random.Random) -> Item:
         ],
     }
     phi = [p.mrn, p.phone, p.street, f"{p.first} {p.last}", p.doctor, "ACC998877", "pat1"]
+    phi += [x for x in phi_lines if x not in phi]
     data = json.dumps(bundle).encode()
     return Item("fhir", "fhir", data, p.identity(), phi, keep)
 
