@@ -59,6 +59,12 @@ trials:
     deid_regions: [local, eu]
     timepoints: [{{id: BL, description: Baseline}}]
     sites: [{{site: S1}}]
+  - id: TQ
+    name: Trial Q
+    profile: basic
+    deid_regions: [local, eu]
+    timepoints: [{{id: BL, description: Baseline, modalities: [MR], anatomy: [brain]}}]
+    sites: [{{site: S1}}]
   - id: TB
     name: Trial B
     profile: basic
@@ -66,10 +72,10 @@ trials:
     sites: [{{site: S1}}]
 """
 USERS = {
-    "rhea": "reader@TA",
-    "cole": "site_coordinator@TA/S1",
-    "dora": "data_manager@TA",
-    "moe": "monitor@TA",
+    "rhea": ["reader@TA"],
+    "cole": ["site_coordinator@TA/S1", "site_coordinator@TQ/S1"],
+    "dora": ["data_manager@TA", "data_manager@TQ"],
+    "moe": ["monitor@TA", "monitor@TQ"],
 }
 
 
@@ -108,9 +114,10 @@ def portal(tmp_path_factory: pytest.TempPathFactory, testdata: Path) -> Iterator
         placement=Placement("published", "TB", "S1"),
     )  # fmt: skip
     assert isinstance(ct, StoreOutcome), ct
-    for name, grant in USERS.items():
+    for name, grants in USERS.items():
         users.add_user(archive.db, name, password=PASSWORD)
-        users.grant(archive.db, name, grant)
+        for grant in grants:
+            users.grant(archive.db, name, grant)
     archive.close()
     env = {
         "TRIALPACS_COOKIE_SECURE": "false",
@@ -273,6 +280,51 @@ def test_site_coordinator_uploads_a_folder_and_a_zip(portal: Portal, testdata: P
     page.context.close()
 
 
+def test_qc_approval_with_an_e_signature(portal: Portal, testdata: Path) -> None:
+    shoulder = next((testdata / "mr-shoulder").glob("*.dcm"))
+    page = portal.page()
+    sign_in(portal, page, "cole")
+    page.goto(portal.server.url + "/upload")
+    page.select_option("#target", "TQ/S1")
+    page.select_option("#timepoint", "BL")  # the brain visit: a shoulder is held for QC
+    page.set_input_files("#files", str(shoulder))
+    page.wait_for_selector("#summary[data-done]", timeout=60_000)
+    assert page.inner_text("#summary").startswith("Done: 1 stored")
+    page.context.close()
+    page = portal.page()
+    sign_in(portal, page, "dora")
+    page.click("a[href='/qc']")
+    deadline = time.monotonic() + 120
+    while page.locator("#qc-queue tr[data-series]").count() == 0:
+        assert time.monotonic() < deadline, "nothing was held for QC"
+        page.wait_for_timeout(1000)
+        page.reload()
+    row = page.locator("#qc-queue tr[data-series]").first
+    assert "expected Brain" in row.inner_text() and "S1-" in row.inner_text()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#qc-queue img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    shot(page, "08-qc-queue")
+    row.locator("input[name=reason]").fill("shoulder acquired by mistake; accepted by the sponsor")
+    row.locator("input[name=password]").fill("not-my-password")
+    row.locator("button[type=submit]").click()
+    page.wait_for_selector("#qc-message:text('Not signed')")
+    row.locator("input[name=password]").fill(PASSWORD)
+    row.locator("button[type=submit]").click()
+    page.wait_for_selector("#qc-message:text('approved')")
+    page.wait_for_selector("#qc-queue td.empty")
+    shot(page, "09-qc-approved")
+    deadline = time.monotonic() + 60
+    while True:
+        page.goto(portal.server.url + "/worklist?trial=TQ&status=published")
+        if page.locator("#worklist tr[data-study]").count() or time.monotonic() > deadline:
+            break
+        page.wait_for_timeout(1000)
+    assert page.locator("#worklist tr[data-study]").count() == 1
+    page.context.close()
+
+
 def test_monitor_sees_the_actions_just_taken(portal: Portal) -> None:
     page = portal.page()
     sign_in(portal, page, "moe")
@@ -286,9 +338,12 @@ def test_monitor_sees_the_actions_just_taken(portal: Portal) -> None:
     page.click("#verify")
     page.wait_for_selector("#chain-state")
     assert page.inner_text("#chain-state").startswith("Intact")
-    shot(page, "08-audit")
+    shot(page, "10-audit")
+    page.goto(portal.server.url + "/audit?user=dora&action=qc.*")
+    rows = page.inner_text("#audit")
+    assert "qc.approve" in rows and "shoulder acquired by mistake" in rows, rows[:500]
     with page.expect_download() as download:
         page.click("a.export:text('CSV')")
     path = download.value.path()
-    assert path is not None and "cole" in Path(path).read_text()
+    assert path is not None and "qc.approve" in Path(path).read_text()  # the filtered entries
     page.context.close()
