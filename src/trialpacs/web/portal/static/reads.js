@@ -18,50 +18,72 @@
     message.textContent = text || '';
   }
 
-  function render(items) {
+  function link(td, href, text, cls) {
+    var a = document.createElement('a');
+    a.href = href;
+    a.textContent = text;
+    if (cls) a.className = cls;
+    td.appendChild(a);
+  }
+
+  function signForm(item, meanings) {
+    var form = template.content.firstElementChild.cloneNode(true);
+    meanings.forEach(function (m) {
+      var o = document.createElement('option');
+      o.value = m;
+      o.textContent = m;
+      form.elements.meaning.appendChild(o);
+    });
+    form.elements.findings.value = item.findings || '';
+    form.addEventListener('submit', function (e) {
+      e.preventDefault();
+      var body = {
+        password: form.elements.password.value,
+        meaning: form.elements.meaning.value,
+        findings: form.elements.findings.value
+      };
+      if (form.elements.otp.value) body.otp = form.elements.otp.value;
+      form.querySelector('button').disabled = true;
+      fetch('/api/reads/' + encodeURIComponent(item.id) + '/sign', {
+        method: 'POST',
+        credentials: 'same-origin',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify(body)
+      }).then(function (r) {
+        return r.json().catch(function () { return {}; }).then(function (b) { return { ok: r.ok, body: b }; });
+      }).then(function (res) {
+        form.querySelector('button').disabled = false;
+        form.elements.password.value = '';
+        say(res.ok ? 'Read signed.' : 'Not signed: ' + (res.body.detail || 'refused'));
+        if (res.ok) load();
+      });
+    });
+    return form;
+  }
+
+  function render(items, meanings) {
     table.textContent = '';
     if (!items.length) {
       var tr = document.createElement('tr');
       var td = cell(tr, 'No reads assigned to you.');
-      td.colSpan = 7;
+      td.colSpan = 6;
       td.className = 'empty';
       table.appendChild(tr);
       return;
     }
     items.forEach(function (item) {
       var tr = document.createElement('tr');
+      tr.setAttribute('data-read', item.id);
       cell(tr, item.trial);
-      cell(tr, item.subject);
-      cell(tr, item.timepoint);
-      cell(tr, item.assigned || item.assigned_at);
-      cell(tr, item.state);
-      var open = cell(tr, '');
-      if (item.study_uid) {
-        var a = document.createElement('a');
-        a.className = 'button open-viewer';
-        a.href = '/viewer/viewer?StudyInstanceUIDs=' + encodeURIComponent(item.study_uid);
-        a.textContent = 'Open';
-        open.appendChild(a);
-      }
+      link(cell(tr, ''), '/studies/' + encodeURIComponent(item.study), item.study);
+      cell(tr, item.assigned_at);
+      cell(tr, item.status);
+      link(cell(tr, ''), '/viewer/viewer?StudyInstanceUIDs=' + encodeURIComponent(item.study), 'Open', 'button open-viewer');
       var sign = cell(tr, '');
-      if (item.state !== 'signed') {
-        var form = template.content.firstElementChild.cloneNode(true);
-        form.addEventListener('submit', function (e) {
-          e.preventDefault();
-          fetch('/api/reads/' + encodeURIComponent(item.id) + '/sign', {
-            method: 'POST',
-            credentials: 'same-origin',
-            headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-            body: JSON.stringify({ password: form.elements.password.value, meaning: 'Reviewed' })
-          }).then(function (r) {
-            return r.json().catch(function () { return {}; }).then(function (b) { return { ok: r.ok, body: b }; });
-          }).then(function (res) {
-            form.elements.password.value = '';
-            say(res.ok ? 'Read signed.' : 'Not signed: ' + (res.body.detail || 'refused'));
-            if (res.ok) load();
-          });
-        });
-        sign.appendChild(form);
+      if (item.status === 'signed' && item.signature) {
+        sign.textContent = item.signature.manifestation || item.signature.meaning || 'signed';
+      } else {
+        sign.appendChild(signForm(item, meanings));
       }
       table.appendChild(tr);
     });
@@ -73,7 +95,10 @@
         if (!r.ok) throw new Error(r.status === 404 ? 'reads are not available' : 'HTTP ' + r.status);
         return r.json();
       })
-      .then(function (items) { render(Array.isArray(items) ? items : items.items || []); })
+      .then(function (body) {
+        var items = Array.isArray(body) ? body : body.reads || [];
+        render(items, body.meanings || ['Reviewed']);
+      })
       .catch(function (e) { table.textContent = ''; say('Cannot load reads: ' + e.message); });
   }
   load();
