@@ -17,7 +17,15 @@ import pyarrow.parquet as pq
 import pydicom
 import pytest
 
-from exports.support import DATA_MANAGER, World, corpus_files, store_published, who
+from exports.support import (
+    DATA_MANAGER,
+    World,
+    build_world,
+    corpus_files,
+    store_published,
+    who,
+)
+from support.services import postgres_database
 from trialpacs.audit import verify
 from trialpacs.audit.chain import Filter, query
 from trialpacs.exports.cohort import CohortDefinition
@@ -232,3 +240,28 @@ def test_download_staging_is_pruned_after_a_day(world: World) -> None:
     fresh = run_export(world.archive, DATA_MANAGER, ref, "download")
     assert not folder.exists()
     assert staging_dir(world.archive, fresh.export_id).is_dir()
+
+
+@pytest.mark.slow
+def test_same_results_on_postgresql(tmp_path: Path) -> None:
+    with postgres_database() as url:
+        pg = build_world(tmp_path / "pg", database_url=url)
+        lite = build_world(tmp_path / "lite")
+        try:
+            outs: list[Path] = []
+            for w in (pg, lite):
+                ref = save(w, modalities=["MR"], days_from_baseline_max=90)
+                out = tmp_path / f"pkg-{len(outs)}"
+                run_export(w.archive, DATA_MANAGER, ref, str(out))
+                outs.append(out)
+            rows = [
+                list(csv.DictReader(io.StringIO((o / "manifest.csv").read_text()))) for o in outs
+            ]
+            assert len(rows[0]) == 5
+            key = ("site_id", "subject", "timepoint", "days_from_baseline", "series_description")
+            assert [tuple(r[k] for k in key) for r in rows[0]] == [
+                tuple(r[k] for k in key) for r in rows[1]
+            ]
+        finally:
+            pg.archive.close()
+            lite.archive.close()
