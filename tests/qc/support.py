@@ -1,13 +1,16 @@
-"""Helpers for the QC tests and the authorisation matrix: a held series without a pipeline run."""
+"""Helpers for the QC tests and the authorisation matrix."""
 
 from __future__ import annotations
 
 import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.filebase import DicomBytesIO
 from pydicom.uid import generate_uid
 
 from trialpacs.archive import Archive
 from trialpacs.qc.features import thumbnail_png
 from trialpacs.qc.store import save_result
+from trialpacs.qc.synthetic import Source, variant
 from trialpacs.trials.models import PipelineSeries
 
 
@@ -29,3 +32,21 @@ def plant_held(archive: Archive, trial: str, site: str, reason: str = "planted")
         verdict="hold", reasons=[reason],
     )  # fmt: skip
     return deid
+
+
+def series(source: Source, seed: int, kind: str = "plain", **header: str) -> list[Dataset]:
+    """A seeded variant of a real series, with identifying and descriptive values set."""
+    datasets = variant(source, np.random.default_rng(seed), kind)  # type: ignore[arg-type]
+    for ds in datasets:
+        ds.PatientName, ds.PatientID = "MUSTERMANN^ERIKA", f"MRN{seed:05d}"
+        ds.PatientBirthDate, ds.StudyDate = "19600101", "20260101"
+        for key, value in header.items():
+            setattr(ds, key, value)
+    return datasets
+
+
+def part10(ds: Dataset) -> bytes:
+    buf = DicomBytesIO()
+    ds.preamble = b"\0" * 128
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()

@@ -57,6 +57,10 @@ def process_series(archive: Archive, series_uid: str, hook: qc_mod.QcHook) -> Se
             f"trial {trial_id} does not allow de-identified data in region {published_region!r} "
             f"(deid_regions: {', '.join(trial.deid_regions) or 'none'})"
         )
+    if qc_mod.prior_decision(archive, series_uid) == "rejected":
+        # Rejected in the QC queue: never published, whatever runs it again.
+        _set_state(archive, series_uid, "rejected_qc", reason="rejected in the QC queue")
+        return SeriesOutcome("rejected_qc", 0, "rejected in the QC queue")
     visit = timepoints.resolve(archive, trial, study_uid)
     _set_state(archive, series_uid, "processing", seen=len(refs), visit=visit)
     if visit.timepoint is None and trial.timepoints:
@@ -74,10 +78,15 @@ def process_series(archive: Archive, series_uid: str, hook: qc_mod.QcHook) -> Se
     headers: list[Dataset] = []
     subject = ""
     problems: list[str] = []
+    # The anatomy QC reads descriptions before the profile cleans them; it keeps a verdict only.
+    reader = hook if isinstance(hook, qc_mod.ReadsIdentified) else None
+    identified: object | None = None
     for sop_uid, blob_key, store_name in refs:
         data = reg.store(store_name).get(blob_key)
         try:
             parsed = parse_part10(data)
+            if reader is not None and identified is None:
+                identified = reader.read_identified(parsed.dataset)
             before = originals(parsed.dataset)
             result = deid.deidentify(parsed.dataset, in_place=True)
             # The pixel cleaner may change the encoding (a masked lossy image is
@@ -104,7 +113,8 @@ def process_series(archive: Archive, series_uid: str, hook: qc_mod.QcHook) -> Se
     first = headers[0]
     # What QC expects: the visit's modalities and anatomy, or any visit's if unassigned.
     tp = (visit.timepoint,) if visit.timepoint else trial.timepoints
-    verdict_qc = hook.check(
+    approved = qc_mod.prior_decision(archive, series_uid) == "approved"
+    verdict_qc = qc_mod.QcVerdict("pass") if approved else hook.check(
         qc_mod.SeriesForQc(
             trial_id=trial_id,
             site_id=site_id,
@@ -115,6 +125,11 @@ def process_series(archive: Archive, series_uid: str, hook: qc_mod.QcHook) -> Se
             expected_modalities=tuple(m for t in tp for m in t.modalities),
             expected_anatomy=tuple(a for t in tp for a in t.anatomy),
             timepoint=visit.timepoint_id,
+            key=series_uid,
+            subject=subject,
+            instances=tuple(outputs),
+            identified=identified,
+            archive=archive,
         )
     )
     if verdict_qc.status == "hold":

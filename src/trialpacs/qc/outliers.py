@@ -28,6 +28,7 @@ from sklearn.preprocessing import RobustScaler
 from trialpacs.qc.features import GROUPS
 
 FloatArray = NDArray[Any]
+MAD_FLOOR = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,9 @@ def _to_unit(z: FloatArray, z_hold: float) -> FloatArray:
 def _robust_z(values: FloatArray, reference: FloatArray) -> FloatArray:
     med = float(np.median(reference))
     mad = float(np.median(np.abs(reference - med))) * 1.4826
-    return (values - med) / max(mad, 0.02)
+    # A floor on the spread: in a batch of near-identical series the MAD is tiny and
+    # any harmless difference would look extreme. 0.1 in log-LOF is about LOF 1.1.
+    return (values - med) / max(mad, MAD_FLOOR)
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,7 @@ def _augment(
 ) -> tuple[NDArray[Any], float, float]:
     """One augmented slice, and the factor by which pixel spacing grew (y, x)."""
     h, w = img.shape
-    lo, hi = np.percentile(img, (0.5, 99.5))
+    lo, hi = np.percentile(img[::4, ::4], (0.5, 99.5))
     norm = np.clip((img - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
     fy, fx = rng.uniform(0.8, 1.0, 2)
     ch, cw = int(h * fy), int(w * fx)
