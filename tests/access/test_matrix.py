@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from pydicom.uid import generate_uid
 
 from dicomfactory import make_bytes
+from support.audit_matrix import audit_cells
 from support.export_matrix import export_cells
 from support.portal_matrix import portal_cells
 from support.records_matrix import records_cells
@@ -524,6 +525,7 @@ PORTAL, PORTAL_PUBLIC = portal_cells(VISIBLE, UPLOAD)
 MATRIX |= PORTAL
 MATRIX |= export_cells()
 MATRIX |= records_cells(VISIBLE, UPLOAD)
+MATRIX |= audit_cells()
 # FastAPI's own documentation pages: no data, no check needed beyond being public.
 FRAMEWORK = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 PUBLIC_PATHS = {

@@ -232,6 +232,20 @@ def visible_scopes(principal: Principal, action: Action = "read") -> list[Scope]
     return _merge(scopes)
 
 
+def other_scopes(principal: Principal, action: Action) -> list[Scope]:
+    """The trial/site slices in which ``principal`` may do a non-image ``action``
+    (``audit``: which part of the trail a monitor reads); ``Scope(None, None)``
+    is everything. Agrees with :func:`decide` on ``Resource(kind="audit")``."""
+    if not principal.has_scope(ACTION_SCOPE[action]):
+        return []
+    scopes = [
+        Scope(g.trial, g.site)
+        for g in principal.grants
+        if action in _OTHER_RULES.get(g.role, frozenset())
+    ]
+    return _merge(scopes)
+
+
 def _merge(scopes: Iterable[Scope]) -> list[Scope]:
     merged: dict[tuple[str | None, str | None], set[str]] = {}
     for s in scopes:

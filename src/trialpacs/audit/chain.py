@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, false, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from trialpacs.audit.models import AuditChainHead, AuditEntry
@@ -240,12 +240,18 @@ class Filter:
     since: str | None = None
     until: str | None = None
     limit: int | None = None
+    offset: int = 0
+    # (trial, site) slices the reader may see; None: all of it. An entry is in
+    # a trial's slice when it names the trial, or a study the index places there.
+    scopes: Sequence[tuple[str | None, str | None]] | None = None
 
 
 def query(db: Database, flt: Filter | None = None) -> list[dict[str, Any]]:
     """Entries matching every given filter, oldest first; times compare as ISO text."""
     flt = flt or Filter()
     stmt = select(AuditEntry)
+    if flt.scopes is not None:
+        stmt = stmt.where(_in_scopes(flt.scopes))
     if flt.user:
         stmt = stmt.where(AuditEntry.actor == flt.user)
     if flt.trial:
@@ -267,10 +273,35 @@ def query(db: Database, flt: Filter | None = None) -> list[dict[str, Any]]:
     if flt.until:
         stmt = stmt.where(AuditEntry.at < _iso_bound(flt.until))
     stmt = stmt.order_by(AuditEntry.seq)
+    if flt.offset:
+        stmt = stmt.offset(flt.offset)
     if flt.limit:
         stmt = stmt.limit(flt.limit)
     with db.read() as session:
         return [row_values(r) for r in session.scalars(stmt).all()]
+
+
+def _in_scopes(scopes: Sequence[tuple[str | None, str | None]]) -> ColumnElement[bool]:
+    from trialpacs.index.models import Study
+
+    conds: list[ColumnElement[bool]] = []
+    for trial, site in scopes:
+        if trial is None and site is None:
+            return true()
+        named = true() if trial is None else AuditEntry.trial == trial
+        placed = select(Study.study_uid)
+        if trial is not None:
+            placed = placed.where(Study.trial_id == trial)
+        if site is not None:
+            named = and_(named, AuditEntry.site == site)
+            placed = placed.where(Study.site_id == site)
+        conds.append(
+            or_(
+                named if trial is not None else AuditEntry.site == site,
+                AuditEntry.study.in_(placed),
+            )
+        )
+    return or_(*conds) if conds else false()
 
 
 def _iso_bound(text: str) -> str:

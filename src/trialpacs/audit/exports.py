@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -231,3 +231,40 @@ def to_atna_xml(entries: Iterable[dict[str, Any]]) -> str:
     for e in entries:
         root.append(to_atna(e))
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+FORMATS = ("csv", "json", "fhir", "atna")
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "fhir": "application/fhir+json",
+    "atna": "application/xml",
+}
+
+
+def stream(fmt: str, pages: Iterable[list[dict[str, Any]]]) -> Iterator[str]:
+    """The export of ``fmt`` as text chunks, one page of entries at a time, so an
+    export of the whole trail never sits in memory (HTTP streams it)."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}: {', '.join(FORMATS)}")
+    first = True
+    if fmt == "json":
+        yield "["
+    elif fmt == "fhir":
+        yield '{"resourceType":"Bundle","type":"collection","entry":['
+    elif fmt == "atna":
+        yield "<?xml version='1.0' encoding='utf-8'?>\n<AuditMessages>"
+    elif fmt == "csv":
+        yield to_csv([])
+    for page in pages:
+        if fmt == "csv":
+            yield to_csv(page).split("\r\n", 1)[1]
+            continue
+        for e in page:
+            if fmt == "atna":
+                yield ET.tostring(to_atna(e), encoding="unicode")
+                continue
+            item = e if fmt == "json" else {"resource": to_fhir(e)}
+            yield ("" if first else ",") + json.dumps(item, ensure_ascii=False)
+            first = False
+    yield {"json": "]", "fhir": "]}", "atna": "</AuditMessages>\n", "csv": ""}[fmt]

@@ -62,8 +62,15 @@ def sign(
     record_id: str,
     record: dict[str, Any],
     reauthenticate: Callable[[str, str], str],
+    trial: str = "",
+    site: str = "",
+    study: str = "",
 ) -> Signature:
-    """Sign ``record``; ``reauthenticate(user, password)`` returns the printed name or raises."""
+    """Sign ``record``; ``reauthenticate(user, password)`` returns the printed name or raises.
+
+    ``trial``/``site``/``study`` only place the audit entry (so a monitor of
+    the trial sees the signature); they are not part of what is signed.
+    """
     if meaning not in MEANINGS:
         raise SignatureRefused(f"meaning must be one of {', '.join(MEANINGS)}")
     try:
@@ -78,6 +85,9 @@ def sign(
                     actor=username,
                     object=f"{record_kind}:{record_id}",
                     reason="re-authentication failed",
+                    trial=trial,
+                    site=site,
+                    study=study,
                 ),
             )
         raise SignatureRefused("re-authentication failed") from exc
@@ -100,6 +110,9 @@ def sign(
                 action="signature.sign",
                 actor=username,
                 object=f"{record_kind}:{record_id}",
+                trial=trial,
+                site=site,
+                study=study,
                 new_value=f"{manifest['printed_name']} — {meaning} — {manifest['signed_at']} (UTC)",
                 detail={"manifest": manifest, "signature": sig, "public_key": pub},
             ),
