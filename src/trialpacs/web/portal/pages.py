@@ -137,9 +137,19 @@ async def reads_page(request: Request) -> Response:
 
 def _audit_filter(request: Request) -> Filter:
     q = request.query_params
-    values = {k: (q.get(k) or "").strip() or None for k in
-              ("user", "trial", "site", "action", "object", "since", "until")}  # fmt: skip
-    return Filter(**values, limit=None)
+
+    def value(name: str) -> str | None:
+        return (q.get(name) or "").strip() or None
+
+    return Filter(
+        user=value("user"),
+        trial=value("trial"),
+        site=value("site"),
+        action=value("action"),
+        object=value("object"),
+        since=value("since"),
+        until=value("until"),
+    )
 
 
 @router.get("/audit", include_in_schema=False)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import HTTPException, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -117,7 +117,7 @@ async def require_csrf(request: Request) -> dict[str, str]:
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     submitted = values.get(csrf.FIELD) or request.headers.get(csrf.HEADER)
     if not csrf.valid(request.cookies.get(csrf.COOKIE), submitted):
-        raise HTTPException(403, "the form expired or came from another site; reload the page")
+        raise PortalRefusal(403, "The form expired or came from another site; reload the page.")
     return values
 
 
@@ -160,7 +160,9 @@ def set_csrf_cookie(request: Request, response: Response) -> None:
 def refusal(request: Request, exc: PortalRefusal) -> Response:
     if exc.status == 401:
         return sign_in_page(request, exc.detail, status=401)
-    return page(request, "missing.html", {"detail": exc.detail}, status=exc.status)
+    return page(
+        request, "missing.html", {"detail": exc.detail, "status": exc.status}, status=exc.status
+    )
 
 
 def sign_in_page(
