@@ -18,6 +18,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -121,10 +122,25 @@ class S3Destination:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.client = client
         self.label = f"s3://{bucket}/{self.prefix}"
+        self._listed: set[str] | None = None
+        self._lock = threading.Lock()
+
+    def _present(self) -> set[str]:
+        """Keys under the prefix when the export started (what a resume may skip)."""
+        with self._lock:
+            if self._listed is None:
+                pages = self.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=self.bucket, Prefix=self.prefix
+                )
+                self._listed = {o["Key"] for page in pages for o in page.get("Contents", [])}
+            return self._listed
 
     def existing(self, path: str) -> str | None:
+        key = self.prefix + check_path(path)
+        if key not in self._present():  # one listing instead of a HEAD per new file
+            return None
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self.prefix + check_path(path))
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in {"404", "NoSuchKey", "NotFound"}:

@@ -17,8 +17,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -328,16 +329,32 @@ def _write_package(
     out = _Writer(dest, result)
     entries: list[manifest.SeriesEntry] = []
     total = len(series)
+    # Several series in flight (reads, writes, uploads and conversions overlap);
+    # results are taken in cohort order, and at most a window of them is held.
     pool = ThreadPoolExecutor(max_workers=COPY_THREADS, thread_name_prefix="export")
+    window: deque[Future[tuple[manifest.SeriesEntry, int, int]]] = deque()
     try:
-        for done, s in enumerate(series, 1):
-            folder = f"{_safe(s.subject)}/{_safe(s.timepoint)}/{s.series_uid}"
-            entries.append(_series(archive, out, pool, s, folder, options, result))
+        pending = iter(series)
+        done = 0
+        while True:
+            while len(window) < 2 * COPY_THREADS:
+                s = next(pending, None)
+                if s is None:
+                    break
+                window.append(pool.submit(_series, archive, out, s, options, result))
+            if not window:
+                break
+            entry, instances, size = window.popleft().result()
+            entries.append(entry)
             result.series += 1
+            result.instances += instances
+            result.bytes += size
+            done += 1
             if progress is not None:
                 progress("series", done, total)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    result.nifti_problems.sort()
     dest.finish()  # the series are durable before the files that describe them
     table = manifest.rows(entries)
     ref = cohort.to_mapping()
@@ -377,28 +394,21 @@ def _write_package(
 def _series(
     archive: Archive,
     out: _Writer,
-    pool: ThreadPoolExecutor,
     s: CohortSeries,
-    folder: str,
     options: ExportOptions,
     result: ExportResult,
-) -> manifest.SeriesEntry:
-    """Copy one series' instances (reads and writes overlap on a few threads)."""
-    rows = series_instances(archive, s.series_uid)
-
-    def copy(item: tuple[int, InstanceRow]) -> bytes:
-        i, row = item
+) -> tuple[manifest.SeriesEntry, int, int]:
+    """Copy one series' instances, and convert it when asked; (entry, instances, bytes)."""
+    folder = f"{_safe(s.subject)}/{_safe(s.timepoint)}/{s.series_uid}"
+    blobs = []
+    for i, row in enumerate(series_instances(archive, s.series_uid), 1):
         data = published_bytes(archive, row)
         out.put(f"dicom/{folder}/{i:05d}.dcm", data)
-        return data
-
-    blobs = list(pool.map(copy, enumerate(rows, 1)))
-    result.instances += len(blobs)
-    result.bytes += sum(len(b) for b in blobs)
+        blobs.append(data)
     entry = manifest.SeriesEntry(s, f"dicom/{folder}")
     if options.nifti:
         entry = _nifti(out, s, folder, blobs, entry, result)
-    return entry
+    return entry, len(blobs), sum(len(b) for b in blobs)
 
 
 def _nifti(
