@@ -32,6 +32,9 @@ def run(archive: Archive, *, log_level: str = "info") -> None:
     from trialpacs.pipeline import embedded
 
     pipeline = embedded.start(archive)
+    from trialpacs.audit import scheduler
+
+    checkpoints = scheduler.start(archive.db, settings.data_dir, settings.audit_checkpoint_interval)
     app = create_app(archive)
     config = uvicorn.Config(
         app,
@@ -47,6 +50,8 @@ def run(archive: Archive, *, log_level: str = "info") -> None:
     try:
         uvicorn.Server(config).run()
     finally:
+        if checkpoints is not None:
+            checkpoints.stop()
         if pipeline is not None:
             pipeline.stop()
         if dimse is not None:

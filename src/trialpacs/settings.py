@@ -101,6 +101,11 @@ class Settings(BaseSettings):
         default=True,
         description="Write one audit entry per request (off only for benchmarks measuring it).",
     )
+    audit_checkpoint_interval: float = Field(
+        default=3600.0,
+        description="Seconds between signed audit checkpoints written by `serve` (only when "
+        "the trail grew); 0 turns the timer off.",
+    )
     # --- identity and access (trialpacs.access) ---
     auth_secret: str | None = Field(
         default=None,
