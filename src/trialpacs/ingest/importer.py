@@ -12,6 +12,8 @@ from trialpacs.errors import TrialpacsError
 from trialpacs.ingest.sources import SourceItem, ZipLimits, iter_sources
 from trialpacs.ingest.store import PUBLISHED, Placement, StoreOutcome, StoreStatus, store_many
 
+QUARANTINE = "quarantine"  # trials.models.QUARANTINE (ingest does not import trials)
+
 
 @dataclass
 class ImportReport:
@@ -67,6 +69,14 @@ def import_items(
             if progress:
                 progress(item)
             continue
+        if placement.collection == QUARANTINE:
+            try:
+                data = _wrap_message(data, item.label)
+            except TrialpacsError as exc:
+                report.failed.append((item.label, str(exc)))
+                if progress:
+                    progress(item)
+                continue
         batch.append((item, data))
         size += len(data)
         if len(batch) >= 100 or size >= batch_bytes:
@@ -74,6 +84,27 @@ def import_items(
     if batch:
         flush()
     return report
+
+
+def _wrap_message(data: bytes, label: str) -> bytes:
+    """HL7 v2 and FHIR files name their patient: they enter a site's quarantine as DICOM SR.
+
+    Everything else is stored as it is (DICOM, or refused by the store path
+    as not DICOM); PDFs and videos need the patient from the upload route or
+    ``trialpacs deid --patient-id``.
+    """
+    if len(data) > 132 and data[128:132] == b"DICM":
+        return data
+    from trialpacs.records.formats import RecordFormat, detect_format
+    from trialpacs.records.intake import Intake, wrap_record
+
+    try:
+        fmt = detect_format(data, label)
+    except TrialpacsError:
+        return data
+    if fmt not in (RecordFormat.HL7V2, RecordFormat.FHIR):
+        return data
+    return wrap_record(data, label, Intake())[1]
 
 
 def _count(report: ImportReport, item: SourceItem, outcome: StoreOutcome | TrialpacsError) -> None:
