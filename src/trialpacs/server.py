@@ -13,7 +13,9 @@ import uvicorn
 
 from trialpacs.archive import Archive
 from trialpacs.ops import logs
+from trialpacs.web import tls
 from trialpacs.web.app import create_app
+from trialpacs.web.slowclients import guarded_protocol
 
 log = logging.getLogger(__name__)
 
@@ -21,8 +23,9 @@ log = logging.getLogger(__name__)
 def run(archive: Archive, *, log_level: str = "info") -> None:
     settings = archive.settings
     log_config = logs.configure(settings.log_format, log_level)
+    https = tls.uvicorn_options(settings)  # refuses broken TLS settings before any port opens
     dimse: Any = None
-    if settings.dicom_port:
+    if settings.dicom_port or settings.dicom_tls_port:
         try:
             from trialpacs.dimse import server as dimse_server
         except ImportError:  # pragma: no cover - the DIMSE package ships with trialpacs
@@ -44,8 +47,10 @@ def run(archive: Archive, *, log_level: str = "info") -> None:
         log_level=log_level,
         proxy_headers=True,
         access_log=False,
-        timeout_keep_alive=30,
-        limit_concurrency=512,
+        http=guarded_protocol(settings.http_header_timeout, settings.http_body_idle_timeout),
+        timeout_keep_alive=int(settings.http_keep_alive_timeout),
+        limit_concurrency=settings.http_max_connections,
+        **https,
     )
     try:
         uvicorn.Server(config).run()

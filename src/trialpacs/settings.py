@@ -239,6 +239,68 @@ class Settings(BaseSettings):
         "every instance).",
     )
 
+    # --- TLS and hostile clients (docs/hardening.md) ---
+    tls_cert_file: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) for HTTPS; with tls_key_file, `serve` speaks "
+        "HTTPS only.",
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key for HTTPS.")
+    tls_client_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle whose client certificates HTTPS requires (None: no client "
+        "certificate asked).",
+    )
+    http_header_timeout: float = Field(
+        default=10.0,
+        description="Seconds a client has to send a request's line and headers (slow-loris "
+        "clients get 408 and are disconnected).",
+    )
+    http_body_idle_timeout: float = Field(
+        default=60.0,
+        description="Seconds a request body may stall without a byte arriving (408).",
+    )
+    http_keep_alive_timeout: float = Field(
+        default=30.0, description="Seconds an idle keep-alive connection stays open."
+    )
+    http_max_connections: int = Field(
+        default=512, description="Concurrent HTTP connections; beyond it clients get 503."
+    )
+    dicom_tls_port: int | None = Field(
+        default=None,
+        description="DICOM TLS (PS3.15 Annex B) port, e.g. 2762; needs dicom_tls_cert_file "
+        "and dicom_tls_key_file. None: no TLS listener.",
+    )
+    dicom_tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate of our AE for DICOM TLS (SCP and SCU)."
+    )
+    dicom_tls_key_file: Path | None = Field(default=None, description="Its private key (PEM).")
+    dicom_tls_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle that peers' certificates must chain to (client certificates "
+        "at our SCP, server certificates when we are the SCU).",
+    )
+    dicom_tls_require_client_cert: bool = Field(
+        default=True,
+        description="The TLS listener refuses peers without a certificate from "
+        "dicom_tls_ca_file (Annex B authenticated TLS); false: any peer, encrypted.",
+    )
+    dicom_acse_timeout: float = Field(
+        default=30.0,
+        description="Seconds a peer has to open an association after connecting, or to "
+        "answer a release (ARTIM): a connection that says nothing is closed.",
+    )
+    dicom_dimse_timeout: float = Field(
+        default=30.0, description="Seconds to wait for a DIMSE message before aborting."
+    )
+    dicom_network_timeout: float = Field(
+        default=60.0,
+        description="Seconds an association may stay silent before it is aborted.",
+    )
+    max_multipart_parts: int = Field(
+        default=10_000, description="Most parts one multipart (STOW-RS) request may carry."
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,12 +55,26 @@ def _associate(ae: AE, host: str, port: int, title: str, **kwargs: object) -> As
     return assoc
 
 
-def echo(our_title: str, title: str, host: str, port: int, timeout: float = 10) -> int:
-    """C-ECHO; returns the status (0 on success), raises PeerError when unreachable."""
+def _tls_args(tls: ssl.SSLContext | None, host: str) -> dict[str, object]:
+    return {} if tls is None else {"tls_args": (tls, host)}
+
+
+def echo(
+    our_title: str,
+    title: str,
+    host: str,
+    port: int,
+    timeout: float = 10,
+    tls: ssl.SSLContext | None = None,
+) -> int:
+    """C-ECHO; returns the status (0 on success), raises PeerError when unreachable.
+
+    With ``tls`` the association runs over DICOM TLS (PS3.15 Annex B).
+    """
     ae = AE(ae_title=our_title)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.add_requested_context(Verification)
-    assoc = _associate(ae, host, port, title)
+    assoc = _associate(ae, host, port, title, **_tls_args(tls, host))
     try:
         rsp = assoc.send_c_echo()
         if "Status" not in rsp:
@@ -161,6 +176,7 @@ def send(
     files: list[FileInfo],
     progress: Callable[[FileInfo, str | None], None] | None = None,
     max_pdu: int = 0,
+    tls: ssl.SSLContext | None = None,
 ) -> SendReport:
     """C-STORE every file; a refused file is reported, never aborts the rest."""
     _config.STORE_SEND_CHUNKED_DATASET = True
@@ -169,7 +185,7 @@ def send(
         ae = AE(ae_title=our_title)
         ae.maximum_pdu_size = max_pdu
         ae.requested_contexts = contexts
-        assoc = _associate(ae, host, port, title)
+        assoc = _associate(ae, host, port, title, **_tls_args(tls, host))
         try:
             accepted = {
                 (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))

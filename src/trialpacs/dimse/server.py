@@ -29,6 +29,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 
 from trialpacs.archive import Archive
 from trialpacs.dimse import handlers
+from trialpacs.dimse import tls as dimse_tls
 from trialpacs.dimse.scu import send_commitment_report
 
 log = logging.getLogger("trialpacs.dimse")
@@ -50,13 +51,20 @@ class DimseServer:
     ae: AE
     server: ThreadedAssociationServer
     context: handlers.DimseContext
+    tls_server: ThreadedAssociationServer | None = None
 
     @property
     def port(self) -> int:
         return int(self.server.server_address[1])
 
+    @property
+    def tls_port(self) -> int | None:
+        return int(self.tls_server.server_address[1]) if self.tls_server else None
+
     def stop(self) -> None:
         self.server.shutdown()
+        if self.tls_server is not None:
+            self.tls_server.shutdown()
         for thread in self.context.commitment_reports:
             thread.join(timeout=10)
 
@@ -98,6 +106,12 @@ def start(archive: Archive, *, port: int | None = None) -> DimseServer:
     settings = archive.settings
     configure_pynetdicom()
     ae = build_ae(settings.ae_title, settings.dicom_max_pdu, settings.dicom_max_associations)
+    # A peer that connects and says nothing, or stalls mid-association, is
+    # dropped after these (pynetdicom's ARTIM, DIMSE and idle timers).
+    ae.acse_timeout = settings.dicom_acse_timeout
+    ae.dimse_timeout = settings.dicom_dimse_timeout
+    ae.network_timeout = settings.dicom_network_timeout
+    tls_context = dimse_tls.server_context(settings)
     ctx = handlers.DimseContext(archive=archive, ae_title=settings.ae_title)
     ctx.report_sender = lambda known, result: send_commitment_report(
         settings.ae_title, known, result
@@ -113,10 +127,41 @@ def start(archive: Archive, *, port: int | None = None) -> DimseServer:
         (evt.EVT_N_ACTION, handlers.handle_n_action, [ctx]),
     ]
     listen_port = settings.dicom_port if port is None else port
+    if listen_port is None or (listen_port == 0 and port is None):
+        # TLS only: the TLS listener is the one listener.
+        if tls_context is None:
+            raise ValueError("no DICOM port configured (dicom_port or dicom_tls_port)")
+        server = ae.start_server(
+            (settings.dicom_host, int(settings.dicom_tls_port or 0)),
+            block=False,
+            evt_handlers=evt_handlers,
+            ssl_context=tls_context,
+        )
+        assert server is not None
+        log.info(
+            "DICOM TLS listener %s on %s:%d",
+            settings.ae_title,
+            settings.dicom_host,
+            int(server.server_address[1]),
+        )
+        return DimseServer(ae=ae, server=server, context=ctx, tls_server=None)
     server = ae.start_server(
         (settings.dicom_host, int(listen_port or 0)), block=False, evt_handlers=evt_handlers
     )
     assert server is not None
     running = DimseServer(ae=ae, server=server, context=ctx)
     log.info("DICOM listener %s on %s:%d", settings.ae_title, settings.dicom_host, running.port)
+    if tls_context is not None:
+        running.tls_server = ae.start_server(
+            (settings.dicom_host, int(settings.dicom_tls_port or 0)),
+            block=False,
+            evt_handlers=evt_handlers,
+            ssl_context=tls_context,
+        )
+        log.info(
+            "DICOM TLS listener %s on %s:%d",
+            settings.ae_title,
+            settings.dicom_host,
+            running.tls_port,
+        )
     return running

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from trialpacs.errors import InvalidInput
+from trialpacs.errors import InvalidInput, TooLarge
 from trialpacs.web.mediatypes import parse_media_type
 
 
@@ -20,8 +20,12 @@ class Part:
         return self.headers.get("content-type", "")
 
 
-def split(body: bytes, boundary: str) -> list[Part]:
-    """Split a multipart body; raises InvalidInput naming what is malformed."""
+def split(body: bytes, boundary: str, max_parts: int | None = None) -> list[Part]:
+    """Split a multipart body; raises InvalidInput naming what is malformed.
+
+    ``max_parts`` bounds the work (and the per-part answers) a single request
+    can cause: a body of millions of empty parts is refused, not processed.
+    """
     if not boundary or len(boundary) > 200:
         raise InvalidInput("multipart boundary is missing or too long")
     delim = b"--" + boundary.encode("latin-1")
@@ -45,6 +49,8 @@ def split(body: bytes, boundary: str) -> list[Part]:
             crlf = 1
         if nxt < 0:
             raise InvalidInput("multipart body is truncated: no closing boundary")
+        if max_parts is not None and len(parts) >= max_parts:
+            raise TooLarge(f"multipart body has more than {max_parts} parts (max_multipart_parts)")
         parts.append(_part(body[pos:nxt]))
         pos = nxt + crlf + len(delim)
 

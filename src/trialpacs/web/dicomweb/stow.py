@@ -73,7 +73,7 @@ async def _stow(
         )
     boundary = boundary_of(ctype)
     body = await read_limited(request, archive.settings.max_request_bytes)
-    parts = split(body, boundary)
+    parts = split(body, boundary, archive.settings.max_multipart_parts)
     if not parts:
         raise InvalidInput("the multipart body holds no parts")
     audit = request_template(request, "store.stow-rs")
