@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pydicom.uid import generate_uid
 
 from dicomfactory import make_bytes
-from support.services import PG_ADMIN_URL, live_server, postgres_database
+from support.services import PG_ADMIN_URL, live_server, moto_s3, postgres_database
 from trialpacs.access.apikeys import create_key
 from trialpacs.archive import Archive
 from trialpacs.ingest.store import StoreOutcome, store_many
@@ -102,6 +102,32 @@ def test_not_ready_when_the_database_is_gone(tmp_path: Path) -> None:
         assert r.json()["checks"]["storage"] == "ok"
         assert client.get("/health").status_code == 200  # alive, just not ready
         arch.close()
+
+
+@pytest.mark.s3
+def test_not_ready_when_the_object_store_is_gone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with moto_s3() as env:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+            monkeypatch.setenv(name, env[name])
+        arch = Archive.open(
+            load_settings(
+                None,
+                data_dir=tmp_path,
+                storage="s3",
+                s3_bucket=env["TRIALPACS_S3_BUCKET"],
+                s3_endpoint_url=env["TRIALPACS_S3_ENDPOINT_URL"],
+                s3_region=env["TRIALPACS_S3_REGION"],
+            )
+        )
+        client = TestClient(create_app(arch))
+        assert client.get("/ready").status_code == 200
+    r = client.get("/ready")  # moto's server has stopped
+    assert r.status_code == 503
+    assert r.json()["checks"] == {"database": "ok", "storage": r.json()["checks"]["storage"]}
+    assert r.json()["checks"]["storage"].startswith("unreachable")
+    arch.close()
 
 
 def test_json_formatter_scrubs_names_dates_and_query_values() -> None:
