@@ -91,6 +91,14 @@ def test_records_go_from_upload_to_dicomweb_next_to_the_images(archive: Archive)
     assert r.status_code == 200
     assert p.mrn.encode() not in r.content and p.last.encode() not in r.content
 
+    # what OHIF's PDF viewer fetches: the document as bulk data named in the metadata
+    base = f"/dicomweb/studies/{deid_study}/series/{rec['series_uid']}/instances/{rec['sop_uid']}"
+    meta = reader.get(base + "/metadata").json()[0]
+    assert meta["00420012"]["Value"] == ["application/pdf"]
+    assert "BulkDataURI" in meta["00420011"]
+    bulk = reader.get(base + "/bulkdata/00420011")
+    assert bulk.status_code == 200 and b"%PDF" in bulk.content
+
     # original formats for download
     got = reader.get(rec["download"])
     assert got.status_code == 200 and got.headers["content-type"] == "application/pdf"
