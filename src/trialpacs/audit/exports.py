@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -160,6 +161,8 @@ def to_atna(entry: dict[str, Any]) -> ET.Element:
         codeSystemName="trialpacs",
         originalText=entry["action"],
     )
+    if entry["outcome"] != "success" and entry.get("reason"):
+        ET.SubElement(ev, "EventOutcomeDescription").text = entry["reason"]
     user = ET.SubElement(
         msg, "ActiveParticipant", UserID=entry["actor"] or "system", UserIsRequestor="true"
     )
@@ -179,51 +182,64 @@ def to_atna(entry: dict[str, Any]) -> ET.Element:
         originalText="Application Server Process",
     )
     if entry.get("study"):
-        obj = ET.SubElement(
-            msg,
-            "ParticipantObjectIdentification",
-            ParticipantObjectID=entry["study"],
-            ParticipantObjectTypeCode="2",
-            ParticipantObjectTypeCodeRole="3",
-        )
-        ET.SubElement(
-            obj,
-            "ParticipantObjectIDTypeCode",
-            csd_code="110180",
-            codeSystemName="DCM",
-            originalText="Study Instance UID",
-        )
-        if entry.get("series") or entry.get("sop"):
+        details = [("SeriesInstanceUID", entry["series"])] if entry.get("series") else []
+        obj = _participant(
+            msg, entry["study"], "2", "3", ("110180", "DCM", "Study Instance UID"),
+            entry["study"], details,
+        )  # fmt: skip
+        if entry.get("sop"):
             desc = ET.SubElement(obj, "ParticipantObjectDescription")
-            if entry.get("sop"):
-                ET.SubElement(
-                    ET.SubElement(desc, "SOPClass", NumberOfInstances="1"),
-                    "Instance",
-                    UID=entry["sop"],
-                )
-            if entry.get("series"):
-                ET.SubElement(desc, "Accession", Number="")
+            ET.SubElement(
+                ET.SubElement(desc, "SOPClass", NumberOfInstances="1"),
+                "Instance",
+                UID=entry["sop"],
+            )
     for key in ("trial", "site"):
         if entry.get(key):
-            obj = ET.SubElement(
-                msg,
-                "ParticipantObjectIdentification",
-                ParticipantObjectID=entry[key],
-                ParticipantObjectTypeCode="2",
-                ParticipantObjectTypeCodeRole="13",
-            )
-            ET.SubElement(
-                obj,
-                "ParticipantObjectIDTypeCode",
-                csd_code="trial" if key == "trial" else "site",
-                codeSystemName="trialpacs",
-                originalText=key,
-            )
+            _participant(msg, entry[key], "2", "13", (key, "trialpacs", key), entry[key], [])
+    if entry.get("object") or entry.get("old_value") or entry.get("new_value"):
+        # What changed or was signed: old/new value and reason as base64 value pairs
+        # (a signature's manifestation is its new value).
+        details = [(k, entry[k]) for k in ("old_value", "new_value", "reason") if entry.get(k)]
+        name = entry.get("object") or entry["action"]
+        _participant(msg, name, "2", "4", ("object", "trialpacs", "object"), name, details)
     # The schema's attribute is ``csd-code``, which is no Python keyword argument.
     for el in msg.iter():
         if "csd_code" in el.attrib:
             el.set("csd-code", el.attrib.pop("csd_code"))
     return msg
+
+
+def _participant(
+    msg: ET.Element,
+    object_id: str,
+    type_code: str,
+    role: str,
+    id_type: tuple[str, str, str],
+    name: str,
+    details: list[tuple[str, str]],
+) -> ET.Element:
+    """A ParticipantObjectIdentification in the schema's order: ID type, name, details."""
+    obj = ET.SubElement(
+        msg,
+        "ParticipantObjectIdentification",
+        ParticipantObjectID=object_id,
+        ParticipantObjectTypeCode=type_code,
+        ParticipantObjectTypeCodeRole=role,
+    )
+    code, system, text = id_type
+    ET.SubElement(
+        obj, "ParticipantObjectIDTypeCode", csd_code=code, codeSystemName=system, originalText=text
+    )
+    ET.SubElement(obj, "ParticipantObjectName").text = name
+    for kind, value in details:
+        ET.SubElement(
+            obj,
+            "ParticipantObjectDetail",
+            type=kind,
+            value=base64.b64encode(value.encode()).decode(),
+        )
+    return obj
 
 
 def to_atna_xml(entries: Iterable[dict[str, Any]]) -> str:
