@@ -51,6 +51,8 @@ class Placement:
     site_id: str | None = None
     store_name: str | None = None  # None: archive.store
     blob_store: BlobStore | None = None
+    # The trial visit (ClinicalTrialTimePointID) named at intake, if any.
+    timepoint_id: str | None = None
 
 
 PUBLISHED = Placement()
@@ -163,6 +165,11 @@ def store_parsed_many(
     with archive.db.read() as session:
         existing = writer.find_instances(session, [p.sop_instance_uid for p in parsed.values()])
         placed = writer.study_placements(session, list({p.study_uid for p in parsed.values()}))
+        visits = (
+            writer.study_timepoints(session, list({p.study_uid for p in parsed.values()}))
+            if placement.timepoint_id
+            else {}
+        )
 
     new: dict[int, writer.NewInstance] = {}
     seen: dict[str, int] = {}
@@ -174,6 +181,13 @@ def store_parsed_many(
             results[i] = Conflict(
                 f"study {p.study_uid} is already stored elsewhere "
                 f"({_describe_place(*where)}); refusing to add to it from {_describe_place(*here)}"
+            )
+            continue
+        if visits.get(p.study_uid, "") not in ("", placement.timepoint_id):
+            # A study is one visit: naming another one for it is a mistake to report.
+            results[i] = Conflict(
+                f"study {p.study_uid} is assigned to time point {visits[p.study_uid]!r}; "
+                f"refusing to add to it as {placement.timepoint_id!r}"
             )
             continue
         item = _new_instance(p, placement)
@@ -312,6 +326,7 @@ def _new_instance(p: ParsedInstance, placement: Placement = PUBLISHED) -> writer
         trial_id=placement.trial_id,
         site_id=placement.site_id,
         store=placement.store_name,
+        timepoint_id=placement.timepoint_id,
     )
 
 
