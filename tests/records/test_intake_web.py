@@ -111,6 +111,14 @@ def test_records_go_from_upload_to_dicomweb_next_to_the_images(archive: Archive)
     assert mp4.status_code == 200 and mp4.headers["content-type"] == "video/mp4"
     assert mp4.content[4:8] == b"ftyp"
 
+    # the portal's study page lists the records and plays the video (same-origin download)
+    page = reader.get(f"/studies/{deid_study}")
+    assert page.status_code == 200, page.text
+    assert "<h2>Records</h2>" in page.text
+    video_url = by_kind["Records: video"]["download"]
+    assert f'<video controls preload="metadata" width="480" src="{video_url}">' in page.text
+    assert by_kind["Records: PDF"]["download"] in page.text
+
     # another trial's user: the record does not exist for them
     assert outsider.get(rec["download"]).status_code == 404
     assert outsider.get("/api/trials/ONCO1/records").json() == []

@@ -34,8 +34,10 @@ def _is_record_row(sop_class: str, ts: str) -> bool:
     return sop_class in wrap.RECORD_CLASSES or ts.startswith(VIDEO_SYNTAXES)
 
 
-def list_published(archive: Archive, trial_id: str, subject: str = "") -> list[RecordEntry]:
-    """Every published record of a trial (optionally of one subject), newest study first."""
+def list_published(
+    archive: Archive, trial_id: str, subject: str = "", study_uid: str = ""
+) -> list[RecordEntry]:
+    """Every published record of a trial (optionally of one subject or study), newest first."""
     stmt = (
         select(
             Instance.sop_uid,
@@ -54,6 +56,8 @@ def list_published(archive: Archive, trial_id: str, subject: str = "") -> list[R
     )
     if subject:
         stmt = stmt.where(Study.patient_id == subject)
+    if study_uid:
+        stmt = stmt.where(Study.study_uid == study_uid)
     with archive.db.read() as session:
         rows = session.execute(stmt).all()
     return [

@@ -22,6 +22,7 @@ from trialpacs.audit.chain import Filter, verify
 from trialpacs.dimse.remote_aes import list_all
 from trialpacs.errors import InvalidInput
 from trialpacs.portal import auditview, uploads, worklist
+from trialpacs.records import catalog as record_catalog
 from trialpacs.trials.catalog import all_sites, all_trials
 from trialpacs.web.portal.render import (
     SECURITY_HEADERS,
@@ -90,7 +91,16 @@ async def study_page(study: str, request: Request) -> Response:
         )
     except Exception as exc:  # NotFound and malformed UIDs alike
         raise _refuse() from exc
-    return page(request, "study.html", {"study": row, "series": series}, principal=principal)
+    # Records and videos of the study (issue 12): same trial and site, so the same access.
+    records = (
+        []
+        if row.identified or not row.trial
+        else await run_in_threadpool(
+            record_catalog.list_published, archive_of(request), row.trial, "", study
+        )
+    )
+    context = {"study": row, "series": series, "records": records}
+    return page(request, "study.html", context, principal=principal)
 
 
 @router.get("/upload", include_in_schema=False)
