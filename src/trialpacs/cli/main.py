@@ -18,6 +18,7 @@ import typer  # noqa: E402
 from trialpacs.cli import access, archive, audit, deid, dimse, trials  # noqa: E402
 from trialpacs.cli import exports as export_cli  # noqa: E402
 from trialpacs.cli import ops as ops_cli  # noqa: E402
+from trialpacs.cli import qc as qc_cli  # noqa: E402
 
 app = typer.Typer(
     name="trialpacs",
@@ -35,6 +36,7 @@ dimse.register(app)
 trials.register(app)
 export_cli.register(app)
 ops_cli.register(app)
+qc_cli.register(app)
 
 
 def main() -> None:

@@ -92,12 +92,18 @@ def _prepare(reference: FloatArray, others: FloatArray | None = None) -> tuple[F
     return ref, np.clip(scaler.transform(others), -20, 20) * w
 
 
+def neighbours(n: int) -> int:
+    """LOF's k: at most 20, and well below the batch size (k near n makes every
+    neighbourhood the whole batch, and an outlier then looks like everyone else)."""
+    return max(2, min(20, (n - 1) // 2))
+
+
 def _raw_scores(x: FloatArray, method: str) -> FloatArray:
     n = len(x)
     if method == "isolation_forest":
         forest = IsolationForest(n_estimators=200, random_state=0).fit(x)
         return np.asarray(-forest.score_samples(x), np.float64)
-    lof = LocalOutlierFactor(n_neighbors=max(2, min(20, n - 1)))
+    lof = LocalOutlierFactor(n_neighbors=neighbours(n))
     lof.fit(x)
     return np.log(np.asarray(-lof.negative_outlier_factor_, np.float64))
 
@@ -183,7 +189,7 @@ def score_against(
         ref_raw = -forest.score_samples(prepared)
         raw = -forest.score_samples(other)
     else:
-        lof = LocalOutlierFactor(n_neighbors=max(2, min(20, len(ref) - 1)), novelty=True)
+        lof = LocalOutlierFactor(n_neighbors=neighbours(len(ref)), novelty=True)
         lof.fit(prepared)
         ref_raw = np.log(-lof.negative_outlier_factor_)
         raw = np.log(-lof.score_samples(other))
