@@ -81,9 +81,10 @@ def scan(
         found.append((uid, sorted(folders)[0], len(items), modality, stratum, meta, vector))
         if progress is not None:
             progress(n, len(groups))
-    with_pixels = [i for i, f in enumerate(found) if f[6] is not None]
+    vectors = {i: f[6] for i, f in enumerate(found) if f[6] is not None}
+    with_pixels = list(vectors)
     scored = outliers.score_batch(
-        [found[i][6] for i in with_pixels],
+        list(vectors.values()),
         [found[i][4] for i in with_pixels],
         min_stratum=t.min_stratum,
         z_hold=t.z_hold,
