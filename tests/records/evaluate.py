@@ -36,10 +36,26 @@ class Outcome:
     seconds: float = 0.0
 
     def left(self) -> list[str]:
-        return [s for s in self.item.phi if _norm(s) in _norm(self.text)]
+        """PHI strings still legible, whole or in part (any significant word of them)."""
+        text = _norm(self.text)
+        words = set(re.findall(r"[a-z0-9]+", text))
+        return [s for s in self.item.phi if _norm(s) in text or _tokens(s) & words]
 
     def kept(self) -> list[str]:
         return [s for s in self.item.keep if _norm(s) in _norm(self.text)]
+
+
+# Words that say nothing about a person on their own.
+_GENERIC = frozenset({"street", "avenue", "road", "lane", "drive", "example", "org", "md", "dr"})
+
+
+def _tokens(phi: str) -> set[str]:
+    """Significant words of a PHI string: names, IDs; not years, house numbers, street types."""
+    return {
+        t
+        for t in re.findall(r"[a-z0-9]+", phi.lower())
+        if len(t) >= 3 and t not in _GENERIC and not (t.isdigit() and len(t) <= 4)
+    }
 
 
 def _norm(s: str) -> str:

@@ -132,7 +132,7 @@ def report_lines(p: Person, rng: random.Random) -> tuple[list[str], list[str], l
         f"Impression: {finding[1]}",
         sign_line,
     ]
-    phi = [*name_phi, birth, p.street, email, *sign_phi]
+    phi = [*name_phi, birth, p.street, "Springfield", email, *sign_phi]
     return lines, phi, finding
 
 

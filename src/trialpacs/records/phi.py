@@ -49,6 +49,7 @@ _DATE_PREFIX = re.compile(
     rf"\d{{1,2}}[\s-](?:{_MONTH_RE})\.?[\s-]\d{{4}}|(?:{_MONTH_RE})\.?\s+\d{{1,2}},?\s+\d{{4}}",
     re.I,
 )
+_TOWN = re.compile(r",[ \t]*[A-Z][a-z]+(?:[ \t][A-Z][a-z]+)?(?![A-Za-z])")
 _DATEISH = re.compile(rf"\d|\b(?:{_MONTH_RE})\b", re.I)
 
 Formatter = Callable[[dt.date], str]
@@ -168,6 +169,11 @@ class RecordPhi:
         """
         out = []
         for sp in self.find(text):
+            if sp.label == "ADDRESS":
+                # "12 Elm Street, Springfield": the town after a street is part of it.
+                town = _TOWN.match(text, sp.end)
+                if town is not None:
+                    sp = Span(sp.start, town.end(), sp.label, sp.source)
             piece = text[sp.start : sp.end]
             if sp.label == "DATE":
                 start, end, repl = self._date(piece)
