@@ -37,7 +37,9 @@ def test_export_routes_and_events_are_audited(world: World) -> None:
     assert dm.post("/api/cohorts", json=body).status_code == 201
     assert dm.get("/api/cohorts/knees@1/preview").status_code == 200
     assert rita.get("/api/cohorts/knees@1/preview").status_code == 404
-    made = dm.post("/api/exports", json={"cohort": "knees@1", "destination": "download"})
+    made = dm.post(
+        "/api/exports", json={"cohort": "knees@1", "destination": "download", "wait": True}
+    )
     assert made.status_code == 201
     refused = rita.post("/api/exports", json={"cohort": "knees", "destination": "download"})
     assert refused.status_code == 404

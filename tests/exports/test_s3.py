@@ -101,5 +101,6 @@ def test_api_refuses_a_bucket_of_another_region_with_403(s3_world: tuple[World, 
     client = TestClient(create_app(world.archive), headers={"Authorization": f"Bearer {key}"})
     r = client.post("/api/exports", json={"cohort": ref, "destination": "s3://exports-us/x"})
     assert r.status_code == 403 and "region us" in r.json()["detail"]
-    ok = client.post("/api/exports", json={"cohort": ref, "destination": "s3://exports-eu/x"})
+    body = {"cohort": ref, "destination": "s3://exports-eu/x", "wait": True}
+    ok = client.post("/api/exports", json=body)
     assert ok.status_code == 201 and ok.json()["destination"] == "s3://exports-eu/x/"

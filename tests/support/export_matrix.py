@@ -8,6 +8,7 @@ a cohort or export that does not exist; nobody ever gets identified data.
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,18 @@ COHORT = "matrix-T1"
 
 def _cohort(w: Any) -> str:
     return save_cohort(w.archive.db, COHORT, CohortDefinition("T1"), "matrix").ref
+
+
+def _finished(w: Any, role: str, export_id: str) -> dict[str, Any]:
+    """Poll the history until the background export is no longer running."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rows = {e["export_id"]: e for e in w.get(role, "/api/exports").json()}
+        entry: dict[str, Any] = rows[export_id]
+        if entry["state"] != "running":
+            return entry
+        time.sleep(0.05)
+    raise AssertionError(f"export {export_id} still running")
 
 
 def export_cells() -> dict[tuple[str, str], Check]:
@@ -69,8 +82,9 @@ def export_cells() -> dict[tuple[str, str], Check]:
         body = {"cohort": ref, "destination": "download"}
         r = w.request(role, "POST", "/api/exports", json=body)
         if role in EXPORTERS:
-            assert r.status_code == 201, r.text
-            assert r.json()["series"] == 2 and "download_url" in r.json()
+            assert r.status_code == 202, r.text  # checked now, written in the background
+            assert r.json()["series"] == 2 and r.json()["state"] == "running"
+            assert _finished(w, role, r.json()["export_id"])["state"] == "done"
             local = w.request(role, "POST", "/api/exports", json={**body, "destination": "/tmp"})
             assert local.status_code == 400  # no client-supplied paths
         else:
@@ -93,7 +107,10 @@ def export_cells() -> dict[tuple[str, str], Check]:
             return
         ref = _cohort(w)
         made = w.request(
-            "data_manager", "POST", "/api/exports", json={"cohort": ref, "destination": "download"}
+            "data_manager",
+            "POST",
+            "/api/exports",
+            json={"cohort": ref, "destination": "download", "wait": True},
         ).json()
         url, export_id = made["download_url"], made["export_id"]
         # the signed link works without any other credential, for the one export it names

@@ -188,18 +188,30 @@ def _audit(
     )
 
 
-def run_export(
+@dataclass
+class PreparedExport:
+    """An export that passed every check and is in the history as ``running``."""
+
+    archive: Archive
+    principal: Principal
+    cohort: CohortVersion
+    series: list[CohortSeries]
+    dest: Destination
+    options: ExportOptions
+    result: ExportResult
+
+
+def prepare_export(
     archive: Archive,
     principal: Principal,
     cohort_ref: str,
     destination: str,
     options: ExportOptions = ExportOptions(),
     *,
-    progress: Progress | None = None,
     allow_local: bool = True,
     export_id: str | None = None,
-) -> ExportResult:
-    """Export a saved cohort version; recorded in the history and the audit trail."""
+) -> PreparedExport:
+    """Governance and destination checks, then the history row: refusals happen here."""
     export_id = export_id or uuid.uuid4().hex
     try:
         cohort = load_cohort(archive, principal, cohort_ref)
@@ -239,28 +251,36 @@ def run_export(
             )
         )
     result = ExportResult(export_id, cohort.ref, trial_id, dest.kind, dest.label)
+    return PreparedExport(archive, principal, cohort, series, dest, options, result)
+
+
+def execute_export(job: PreparedExport, progress: Progress | None = None) -> ExportResult:
+    """Write the package of a prepared export; the history and the audit trail say how it went."""
+    archive, principal, cohort, result = job.archive, job.principal, job.cohort, job.result
     started = time.monotonic()
     try:
-        _write_package(archive, principal, cohort, series, dest, options, result, progress)
+        _write_package(
+            archive, principal, cohort, job.series, job.dest, job.options, result, progress
+        )
     except BaseException as exc:
-        _finish(archive, export_id, "failed", result, detail=f"{type(exc).__name__}: {exc}")
+        _finish(archive, result.export_id, "failed", result, detail=f"{type(exc).__name__}: {exc}")
         _audit(
-            archive, principal, "failure", trial=trial_id, cohort=cohort.ref,
-            destination=dest.label, reason=str(exc), detail={"export_id": export_id},
+            archive, principal, "failure", trial=result.trial_id, cohort=cohort.ref,
+            destination=job.dest.label, reason=str(exc), detail={"export_id": result.export_id},
         )  # fmt: skip
         raise
     result.seconds = time.monotonic() - started
-    _finish(archive, export_id, "done", result)
+    _finish(archive, result.export_id, "done", result)
     _audit(
         archive,
         principal,
         "success",
-        trial=trial_id,
+        trial=result.trial_id,
         cohort=cohort.ref,
-        destination=dest.label,
+        destination=job.dest.label,
         detail={
-            "export_id": export_id,
-            "destination_kind": dest.kind,
+            "export_id": result.export_id,
+            "destination_kind": job.dest.kind,
             "series": result.series,
             "instances": result.instances,
             "bytes": result.bytes,
@@ -268,6 +288,25 @@ def run_export(
         },
     )
     return result
+
+
+def run_export(
+    archive: Archive,
+    principal: Principal,
+    cohort_ref: str,
+    destination: str,
+    options: ExportOptions = ExportOptions(),
+    *,
+    progress: Progress | None = None,
+    allow_local: bool = True,
+    export_id: str | None = None,
+) -> ExportResult:
+    """Export a saved cohort version; recorded in the history and the audit trail."""
+    job = prepare_export(
+        archive, principal, cohort_ref, destination, options,
+        allow_local=allow_local, export_id=export_id,
+    )  # fmt: skip
+    return execute_export(job, progress)
 
 
 def _finish(

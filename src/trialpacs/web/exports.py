@@ -9,6 +9,8 @@ exports to an allowed S3 bucket or to a download link.
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -31,10 +33,12 @@ from trialpacs.exports.governance import (
 )
 from trialpacs.exports.job import (
     ExportOptions,
+    PreparedExport,
+    execute_export,
     export_history,
     get_export,
     load_cohort,
-    run_export,
+    prepare_export,
 )
 from trialpacs.exports.saved import list_cohorts, save_cohort
 from trialpacs.exports.select import counts, resolve
@@ -42,6 +46,7 @@ from trialpacs.trials import catalog
 from trialpacs.web.deps import get_archive, require_identity
 
 router = APIRouter(tags=["exports"])
+log = logging.getLogger(__name__)
 
 
 class CohortIn(BaseModel):
@@ -53,6 +58,7 @@ class ExportIn(BaseModel):
     cohort: str = Field(min_length=1, max_length=80)
     destination: str = Field(min_length=1, max_length=1024)
     nifti: bool = False
+    wait: bool = False
 
 
 def _require_trial(archive: Archive, principal: Principal, trial_id: str) -> None:
@@ -107,15 +113,18 @@ async def preview(
     return await run_in_threadpool(run)
 
 
-@router.post("/api/exports", status_code=201)
+@router.post("/api/exports", status_code=202)
 async def start_export(
     body: ExportIn,
     request: Request,
     archive: Archive = Depends(get_archive),
     identity: Identity = Depends(require_identity),
 ) -> Response:
-    def run() -> dict[str, Any]:
-        result = run_export(
+    """Checks happen now (404, 403, 400); the package is written in the background
+    (``GET /api/exports`` shows its state), or before answering with ``"wait": true``."""
+
+    def prepare() -> PreparedExport:
+        return prepare_export(
             archive,
             identity,
             body.cohort,
@@ -123,30 +132,58 @@ async def start_export(
             ExportOptions(nifti=body.nifti),
             allow_local=False,
         )
-        out = result.to_mapping()
-        if result.destination_kind == DOWNLOAD:
-            link = links.issue(request.app.state.auth.signer, result.export_id, identity.subject)
-            out["download_url"] = f"/api/exports/{result.export_id}/download?token={link.token}"
-            out["expires_in"] = link.expires_in
-        return out
 
     try:
-        return JSONResponse(await run_in_threadpool(run), status_code=201)
+        job = await run_in_threadpool(prepare)
     except DestinationRefused as exc:
         return JSONResponse({"detail": str(exc)}, status_code=403)
+    if body.wait:
+        result = await run_in_threadpool(execute_export, job)
+        out = result.to_mapping() | {"state": "done"}
+        out |= _link(request, result.export_id, result.destination_kind, identity.subject)
+        return JSONResponse(out, status_code=201)
+    threading.Thread(
+        target=_background, args=(job,), name=f"export-{job.result.export_id[:8]}", daemon=True
+    ).start()
+    out = job.result.to_mapping() | {"state": "running", "series": len(job.series)}
+    return JSONResponse(out, status_code=202)
+
+
+def _background(job: PreparedExport) -> None:
+    try:
+        execute_export(job)
+    except Exception:  # recorded as failed in the history and the audit trail
+        log.exception("export %s failed", job.result.export_id)
+
+
+def _link(request: Request, export_id: str, kind: str, subject: str) -> dict[str, Any]:
+    if kind != DOWNLOAD:
+        return {}
+    link = links.issue(request.app.state.auth.signer, export_id, subject)
+    return {
+        "download_url": f"/api/exports/{export_id}/download?token={link.token}",
+        "expires_in": link.expires_in,
+    }
 
 
 @router.get("/api/exports")
 async def history(
+    request: Request,
     archive: Archive = Depends(get_archive),
     identity: Identity = Depends(require_identity),
 ) -> list[dict[str, Any]]:
+    """Exports of the caller's trials, newest first; finished downloads carry a fresh link."""
+
     def run() -> list[dict[str, Any]]:
         trials = [t.trial_id for t in catalog.all_trials(archive.db)]
         allowed = exportable_trials(identity, trials)
         if not allowed and not identity.is_global_admin():
             raise ExportRefused("not found")
-        return export_history(archive, None if identity.is_global_admin() else allowed)
+        rows = export_history(archive, None if identity.is_global_admin() else allowed)
+        for row in rows:
+            if row["state"] == "done":
+                row |= _link(request, row["export_id"], row["destination_kind"], identity.subject)
+        return rows
 
     return await run_in_threadpool(run)
 
