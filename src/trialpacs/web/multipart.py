@@ -28,6 +28,9 @@ def split(body: bytes, boundary: str, max_parts: int | None = None) -> list[Part
     """
     if not boundary or len(boundary) > 200:
         raise InvalidInput("multipart boundary is missing or too long")
+    if not (boundary.isascii() and boundary.isprintable()):
+        # RFC 2046 boundaries are printable ASCII (found by tests/hardening/test_fuzz.py).
+        raise InvalidInput("multipart boundary must be printable ASCII")
     delim = b"--" + boundary.encode("latin-1")
     start = body.find(delim)
     if start < 0:

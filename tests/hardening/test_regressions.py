@@ -1,0 +1,53 @@
+"""What the fuzzers found, each pinned as a regression test (see docs/hardening.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from hardening.corpus_gen import base, write
+from hardening.fuzzing import seed_files
+from trialpacs.dicom.parse import parse_part10
+from trialpacs.errors import InvalidInput
+from trialpacs.web import multipart
+
+
+def test_deflated_instances_are_accepted() -> None:
+    # The truncation check compared offsets in the inflated stream with the
+    # received (deflated) length and refused every deflated instance as
+    # "unreadable bytes after the last element".
+    parsed = parse_part10(seed_files()["deflated.dcm"])
+    assert parsed.transfer_syntax == "1.2.840.10008.1.2.1.99"
+
+
+def test_truncated_deflated_instance_is_refused() -> None:
+    data = seed_files()["deflated.dcm"]
+    with pytest.raises(InvalidInput, match="decompressing"):
+        parse_part10(data[:-40])
+
+
+@pytest.mark.parametrize("ts", ["1.2.840.10008.1.3", "1.2.840.10008.5.1.4", "1.2.3.4"])
+def test_transfer_syntax_uid_that_is_no_transfer_syntax_is_refused(ts: str) -> None:
+    # pydicom raised ValueError("UID is not a transfer syntax.") from
+    # UID.is_compressed: a 500 for STOW-RS, an aborted C-STORE.
+    data = write(base(1), "1.2.840.10008.1.2.1")
+    good = b"1.2.840.10008.1.2.1\x00"
+    assert good in data[:400]
+    # Same length as the original value so the meta group length stays right.
+    bad = ts.encode().ljust(len(good), b"\x00")[: len(good)]
+    patched = data.replace(good, bad, 1)
+    with pytest.raises(InvalidInput, match="not a known transfer syntax"):
+        parse_part10(patched)
+
+
+@pytest.mark.parametrize("boundary", ["bøundary", "a\x00b", "line\nbreak", "\u2603"])
+def test_non_ascii_boundary_is_refused(boundary: str) -> None:
+    # multipart.split encoded the boundary as latin-1: UnicodeEncodeError.
+    with pytest.raises(InvalidInput, match="printable ASCII"):
+        multipart.split(b"--x\r\n\r\nbody\r\n--x--", boundary)
+
+
+def test_too_many_parts_are_refused() -> None:
+    body = b"".join(multipart.stream([("application/dicom", b"x")] * 5, "b"))
+    assert len(multipart.split(body, "b", 5)) == 5
+    with pytest.raises(InvalidInput, match="more than 4 parts"):
+        multipart.split(body, "b", 4)
