@@ -334,6 +334,7 @@ IDENTIFIED_RETRIEVAL = [
     IDENTIFIED + "/{study}/series/{series}/metadata",
     IDENTIFIED + "/{study}/series/{series}/instances/{sop}/metadata",
     IDENTIFIED + "/{study}/series/{series}/instances/{sop}",
+    *(IDENTIFIED + p.removeprefix("/dicomweb/studies") for p in OBJECT_ROUTES[6:16]),
 ]
 
 
@@ -359,6 +360,11 @@ def identified(path: str) -> Check:
                 assert body and all(i["0020000D"]["Value"][0] == w.studies["D"].study for i in body)
                 if "metadata" in path:
                     assert body[0]["00100010"]["Value"][0]["Alphabetic"] == "SECRET^PATIENT"
+            elif any(word in path for word in ("frames", "bulkdata", "rendered", "thumbnail")):
+                assert r.content and r.headers["content-type"].split(";")[0] in (
+                    "multipart/related",
+                    "image/png",
+                ), (path, r.headers)
             else:
                 assert w.studies["D"].sop.encode() in r.content
             return

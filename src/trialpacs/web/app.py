@@ -11,6 +11,7 @@ from trialpacs.archive import Archive
 from trialpacs.ops.metrics import create_metrics
 from trialpacs.web import audit_api, auth, errors, portal, reads, trials, viewer, workspace
 from trialpacs.web import exports as export_routes
+from trialpacs.web import identified_wado as identified_routes
 from trialpacs.web import ops as ops_routes
 from trialpacs.web import records as records_routes
 from trialpacs.web.audit import AuditMiddleware
@@ -50,6 +51,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(auth.router)
     app.include_router(workspace.router)
     app.include_router(trials.router)
+    app.include_router(identified_routes.router)
     app.include_router(records_routes.router)
     app.include_router(export_routes.router)
     app.include_router(audit_api.router)

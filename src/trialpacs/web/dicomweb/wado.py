@@ -282,15 +282,23 @@ async def retrieve_frames(
     _uids(study, series, sop)
     numbers = _frame_numbers(frame_list)
 
-    def run() -> tuple[list[frames_mod.Frame], str]:
+    def run() -> Response:
         ref = _find(archive, visible, study, series, sop)[0]
-        as_stored = choose_frames(request.headers.get("accept"), ref.transfer_syntax)
-        ds = frames_mod.load(archive.store.get(ref.blob_key))
-        if as_stored:
-            return frames_mod.native_frames(ds, numbers), ref.transfer_syntax
-        return frames_mod.uncompressed_frames(ds, numbers), EXPLICIT_LE
+        return frames_response(ref, archive.store.get(ref.blob_key), numbers, request)
 
-    result, ts = await run_in_threadpool(run)
+    return await run_in_threadpool(run)
+
+
+def frames_response(
+    ref: InstanceRef, data: bytes, numbers: list[int], request: Request
+) -> Response:
+    """The frames of one instance (``data``, from whichever store holds it)."""
+    as_stored = choose_frames(request.headers.get("accept"), ref.transfer_syntax)
+    ds = frames_mod.load(data)
+    if as_stored:
+        result, ts = frames_mod.native_frames(ds, numbers), ref.transfer_syntax
+    else:
+        result, ts = frames_mod.uncompressed_frames(ds, numbers), EXPLICIT_LE
     boundary = multipart.new_boundary()
     part_type = result[0].media_type
     parts = [(f"{f.media_type}; transfer-syntax={f.transfer_syntax}", f.data) for f in result]
@@ -309,16 +317,31 @@ async def retrieve_bulkdata(
     visible: Visible = Depends(visible_studies),
 ) -> Response:
     _uids(study, series, sop)
+    tag_int = bulkdata_tag(tag)
+
+    def run() -> Response:
+        ref = _find(archive, visible, study, series, sop)[0]
+        return bulkdata_response(ref, archive.store.get(ref.blob_key), tag_int, request)
+
+    return await run_in_threadpool(run)
+
+
+def bulkdata_tag(tag: str) -> int:
     try:
         tag_int = int(tag, 16)
     except ValueError:
         raise InvalidInput(f"bulk data tag must be 8 hex digits, got {tag!r}") from None
     if len(tag) != 8:
         raise InvalidInput(f"bulk data tag must be 8 hex digits, got {tag!r}")
+    return tag_int
+
+
+def bulkdata_response(ref: InstanceRef, data: bytes, tag_int: int, request: Request) -> Response:
+    """One bulk data element of an instance (``data``, from whichever store holds it)."""
+    tag = f"{tag_int:08X}"
 
     def run() -> tuple[bytes, str]:
-        ref = _find(archive, visible, study, series, sop)[0]
-        ds = frames_mod.load(archive.store.get(ref.blob_key))
+        ds = frames_mod.load(data)
         if tag_int not in ds:
             raise NotFound(f"the instance has no element {tag.upper()}")
         if tag_int == 0x7FE00010:
@@ -338,16 +361,16 @@ async def retrieve_bulkdata(
             raise NotFound(f"element {tag.upper()} is not bulk data")
         return bytes(value), "application/octet-stream"
 
-    data, ptype = await run_in_threadpool(run)
+    payload, ptype = run()
     boundary = multipart.new_boundary()
-    body = b"".join(multipart.stream([(ptype, data)], boundary))
+    body = b"".join(multipart.stream([(ptype, payload)], boundary))
     return Response(body, media_type=multipart.content_type(boundary, ptype.split(";")[0]))
 
 
 # --- rendered and thumbnails ------------------------------------------------
 
 
-def _render_options(request: Request, thumbnail: bool = False) -> RenderOptions:
+def render_options(request: Request, thumbnail: bool = False) -> RenderOptions:
     q = request.query_params
     media_type = "image/jpeg"
     for media in parse_accept(request.headers.get("accept")):
@@ -375,8 +398,13 @@ def _render_options(request: Request, thumbnail: bool = False) -> RenderOptions:
 
 
 def _render_ref(archive: Archive, ref: InstanceRef, frame: int, options: RenderOptions) -> bytes:
-    ds = frames_mod.load(archive.store.get(ref.blob_key))
-    return render(ds, frame, options)
+    return render(frames_mod.load(archive.store.get(ref.blob_key)), frame, options)
+
+
+def render_target(refs: list[InstanceRef], sop: str | None) -> InstanceRef:
+    """The instance a study/series rendering shows: the middle image of the set."""
+    image_refs = [r for r in refs if r.number_of_frames is not None or r.sop_class_uid]
+    return image_refs[len(image_refs) // 2] if sop is None else image_refs[0]
 
 
 async def _rendered(
@@ -390,12 +418,10 @@ async def _rendered(
     thumbnail: bool,
 ) -> Response:
     _uids(study, series, sop)
-    options = _render_options(request, thumbnail)
+    options = render_options(request, thumbnail)
 
     def run() -> bytes:
-        refs = _find(archive, visible, study, series, sop)
-        image_refs = [r for r in refs if r.number_of_frames is not None or r.sop_class_uid]
-        ref = image_refs[len(image_refs) // 2] if sop is None else image_refs[0]
+        ref = render_target(_find(archive, visible, study, series, sop), sop)
         return _render_ref(archive, ref, frame or 1, options)
 
     body = await run_in_threadpool(run)
