@@ -191,6 +191,37 @@ def test_sign_in_worklist_viewer_sign_out(portal: Portal) -> None:
     page.context.close()
 
 
+def test_reader_saves_measurements_to_the_workspace(portal: Portal) -> None:
+    page = portal.page()
+    sign_in(portal, page, "rhea")
+    page.locator(f"tr[data-study='{BRAIN}'] a.open-viewer").click()
+    canvas = page.wait_for_selector("canvas", timeout=60_000)
+    assert canvas is not None
+    page.wait_for_timeout(3000)
+    page.click("[data-cy=Length-btn]")
+    box = canvas.bounding_box()
+    assert box is not None
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 80, y)
+    page.mouse.down()
+    page.mouse.move(x, y + 30, steps=8)
+    page.mouse.move(x + 80, y + 50, steps=8)
+    page.mouse.up()
+    page.get_by_role("button", name="Yes", exact=True).click()  # track measurements
+    page.click("[data-cy=trackedMeasurements-btn]")
+    page.get_by_role("button", name="Create SR").click()
+    page.fill("[data-cy=dialog-input]", "Reader measurements")
+    with page.expect_response("**/api/measurements") as saved:
+        page.get_by_role("button", name="Save", exact=True).click()
+    assert saved.value.status == 200, saved.value.text()
+    sop = saved.value.json()["00081199"]["Value"][0]["00081155"]["Value"][0]
+    shot(page, "03c-viewer-report-saved")
+    page.goto(portal.server.url + "/workspace")
+    assert f"{sop}.dcm" in page.inner_text("#annotations")
+    shot(page, "03d-workspace")
+    page.context.close()
+
+
 def test_reader_of_trial_a_cannot_reach_trial_b(portal: Portal) -> None:
     page = portal.page()
     sign_in(portal, page, "rhea")

@@ -219,3 +219,28 @@ def test_static_files_and_htmx_are_served_locally(client: TestClient) -> None:
     htmx = client.get("/static/htmx.min.js")
     assert htmx.status_code == 200 and b"htmx" in htmx.content[:2000]
     assert client.get("/static/../render.py").status_code == 404
+
+
+def test_viewer_reports_are_kept_in_the_readers_workspace(
+    client: TestClient, world: tuple[Archive, dict[str, str]]
+) -> None:
+    from support.portal_matrix import report_body
+
+    _, studies = world
+    sign_in(client, "rita")
+    body, ctype = report_body(studies["T1"])
+    headers = {"Content-Type": ctype, "Origin": "http://testserver"}
+    r = client.post("/api/measurements", content=body, headers=headers)
+    assert r.status_code == 200, r.text
+    sop = r.json()["00081199"]["Value"][0]["00081155"]["Value"][0]
+    page = client.get("/workspace")
+    assert f"{sop}.dcm" in page.text
+    saved = client.get(f"/workspace/annotations/{sop}.dcm")
+    assert saved.status_code == 200 and saved.content[128:132] == b"DICM"
+    # not a report: refused, naming the problem; another trial's study: missing
+    image = make_bytes(study=studies["T1"])
+    boundary = ctype.rsplit("=", 1)[1]
+    plain = body.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n" + image + f"\r\n--{boundary}--\r\n".encode()
+    assert client.post("/api/measurements", content=plain, headers=headers).status_code == 409
+    other, _ = report_body(studies["T2"])
+    assert client.post("/api/measurements", content=other, headers=headers).status_code == 404

@@ -12,6 +12,27 @@ from collections.abc import Callable
 from typing import Any
 
 Check = Callable[[Any, str, str], None]
+COMPREHENSIVE_SR = "1.2.840.10008.5.1.4.1.1.88.33"
+
+
+def report_body(study: str) -> tuple[bytes, str]:
+    """A structured report about ``study`` as the viewer's STOW-RS would send it."""
+    from dicomfactory import make_dataset, to_bytes
+
+    ds = make_dataset(study=study, rows=1, cols=1)
+    ds.SOPClassUID = COMPREHENSIVE_SR
+    ds.Modality = "SR"
+    del ds.PixelData
+    data = to_bytes(ds)
+    boundary = "srboundary"
+    body = (
+        f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode()
+        + data
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f'multipart/related; type="application/dicom"; boundary={boundary}'
+
+
 _CSRF = re.compile(r'(name="csrf_token" value="|"X-CSRF-Token": ")[^"]*')
 
 
@@ -76,6 +97,13 @@ def portal_cells(
 
         return check
 
+    def measurements(w: Any, role: str, obj: str) -> None:
+        """A report is kept for a study the caller may read; any other is missing."""
+        body, ctype = report_body(w.studies[obj].study)
+        r = w.request(role, "POST", "/api/measurements", content=body,
+                      headers={"Content-Type": ctype})  # fmt: skip
+        assert r.status_code == (200 if obj in listed[role] else 404), (role, obj, r.text)
+
     def public_page(w: Any, role: str, obj: str) -> None:
         if obj != "X" or role != "reader":
             return
@@ -104,6 +132,7 @@ def portal_cells(
         ("POST", "/account/mfa/confirm"): needs_csrf("/account/mfa/confirm"),
         ("POST", "/logout"): needs_csrf("/logout"),
         ("POST", "/login"): needs_csrf("/login"),
+        ("POST", "/api/measurements"): measurements,
         ("GET", "/login"): public_page,
         ("GET", "/static/{name}"): public_page,
     }

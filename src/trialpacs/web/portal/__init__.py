@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from trialpacs.web.portal import assets, pages, signin
+from trialpacs.web.portal import assets, measurements, pages, signin
 from trialpacs.web.portal.render import PortalRefusal, refusal
 
 
@@ -18,3 +18,4 @@ def install(app: FastAPI) -> None:
     app.include_router(assets.router, tags=["portal"])
     app.include_router(signin.router, tags=["portal"])
     app.include_router(pages.router, tags=["portal"])
+    app.include_router(measurements.router)
