@@ -11,6 +11,7 @@ from trialpacs.exports.cohort import CohortDefinition
 from trialpacs.exports.saved import get_cohort, list_cohorts, parse_ref, save_cohort
 from trialpacs.exports.select import counts, resolve
 from trialpacs.index.models import Study
+from trialpacs.trials.models import PipelineSeries
 
 
 def pick(world: World, **kw: object) -> list[tuple[str, str, str, str]]:
@@ -130,3 +131,29 @@ def test_the_index_time_point_wins_over_the_header(world: World) -> None:
         )
     assert pick(world, timepoints=["W16"]) == [("S2", "S2-0001", "W16", "T2 AX")]
     assert pick(world, subjects=["S2-0001"], timepoints=["W12"]) == []
+
+
+def test_a_pipeline_published_series_has_its_visit_and_passed_qc(world: World) -> None:
+    """The pipeline's row for a series (pipeline_series) gives QC 'passed', and its visit
+    when the study has none in the index (the header's visit comes last)."""
+    found = resolve(world.archive, CohortDefinition("T1", subjects=("S1-0002",)))
+    target = found[0]
+    with world.archive.db.write() as session:
+        session.execute(
+            update(Study).where(Study.study_uid == target.study_uid).values(timepoint_id="")
+        )
+        session.add(
+            PipelineSeries(
+                series_uid="1.2.3.999",
+                study_uid="1.2.3.998",
+                trial_id="T1",
+                site_id="S1",
+                state="published",
+                subject="S1-0002",
+                published_study_uid=target.study_uid,
+                published_series_uid=target.series_uid,
+                timepoint_id="SCREEN",
+            )
+        )
+    assert pick(world, qc_status=["passed"]) == [("S1", "S1-0002", "SCREEN", "LUNG 1MM")]
+    assert len(pick(world, qc_status=["not_checked"])) == 6

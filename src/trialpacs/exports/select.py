@@ -113,14 +113,14 @@ def counts(series: Sequence[CohortSeries]) -> Counts:
     )
 
 
-def _timepoint_column() -> Any | None:
-    """The index column holding a series' time point, once the pipeline writes one."""
-    for model in (Study, Series, PipelineSeries):
-        for name in _TIMEPOINT_COLUMNS:
-            column = getattr(model, name, None)
-            if column is not None:
-                return column
-    return None
+def _timepoint_columns() -> list[Any]:
+    """Index columns holding a visit, most specific first (study, series, pipeline row)."""
+    return [
+        column
+        for model in (Study, Series, PipelineSeries)
+        for name in _TIMEPOINT_COLUMNS
+        if (column := getattr(model, name, None)) is not None
+    ]
 
 
 def resolve(archive: Archive, cohort: CohortDefinition) -> list[CohortSeries]:
@@ -188,7 +188,7 @@ def _rows(session: Session, trial_id: str) -> list[dict[str, Any]]:
         .group_by(Instance.series_pk)
         .subquery()
     )
-    tp_column = _timepoint_column()
+    tp_columns = _timepoint_columns()
     columns: list[Any] = [
         Series.pk,
         Series.series_uid,
@@ -204,8 +204,7 @@ def _rows(session: Session, trial_id: str) -> list[dict[str, Any]]:
         sizes.c.n,
         sizes.c.bytes,
     ]
-    if tp_column is not None:
-        columns.append(tp_column)
+    columns.extend(tp_columns)
     stmt = (
         select(*columns)
         .join(Study, Study.pk == Series.study_pk)
@@ -231,7 +230,8 @@ def _rows(session: Session, trial_id: str) -> list[dict[str, Any]]:
                 "qc_status": "passed" if values[10] == "published" else "not_checked",
                 "instances": int(values[11] or 0),
                 "bytes": int(values[12] or 0),
-                "tp_column": values[13] if tp_column is not None else None,
+                # the first visit the index knows (empty: not assigned there)
+                "tp_column": next((v for v in values[13:] if v), None),
             }
         )
     return out
