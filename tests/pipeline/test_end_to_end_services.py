@@ -20,7 +20,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import StorageCommitmentPushModel
+from pynetdicom.sop_class import StorageCommitmentPushModel  # type: ignore[attr-defined]
 
 from pipeline.test_end_to_end import (
     celery_worker,
@@ -199,6 +199,7 @@ def commitment_listener(port: int) -> Iterator[list[Dataset]]:
     server = listener.start_server(
         ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_N_EVENT_REPORT, on_report)]
     )
+    assert server is not None
     try:
         yield reports
     finally:
