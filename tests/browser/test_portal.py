@@ -23,9 +23,11 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from support.services import LiveServer, live_server
 from trialpacs.access import users
+from trialpacs.access.policy import Grant, Principal
 from trialpacs.archive import Archive
 from trialpacs.config import apply, load_text
 from trialpacs.ingest.store import Placement, StoreOutcome, store_many
+from trialpacs.reads.assignments import assign
 from trialpacs.settings import load_settings
 
 pytestmark = pytest.mark.slow
@@ -118,6 +120,8 @@ def portal(tmp_path_factory: pytest.TempPathFactory, testdata: Path) -> Iterator
         users.add_user(archive.db, name, password=PASSWORD)
         for grant in grants:
             users.grant(archive.db, name, grant)
+    assign(archive, Principal("dora", grants=(Grant("data_manager", "TA"),)), trial="TA",
+           study=BRAIN, reader="rhea")  # fmt: skip
     archive.close()
     env = {
         "TRIALPACS_COOKIE_SECURE": "false",
@@ -219,6 +223,24 @@ def test_reader_saves_measurements_to_the_workspace(portal: Portal) -> None:
     page.goto(portal.server.url + "/workspace")
     assert f"{sop}.dcm" in page.inner_text("#annotations")
     shot(page, "03d-workspace")
+    page.context.close()
+
+
+def test_reader_signs_an_assigned_read(portal: Portal) -> None:
+    page = portal.page()
+    sign_in(portal, page, "rhea")
+    page.click("a[href='/reads']")
+    row = page.locator("#reads tr[data-read]")
+    row.wait_for()
+    assert BRAIN in row.inner_text() and "assigned" in row.inner_text()
+    row.locator("textarea[name=findings]").fill("No abnormality.")
+    row.locator("input[name=password]").fill(PASSWORD)
+    shot(page, "03e-reads")
+    row.locator("button[type=submit]").click()
+    page.wait_for_selector("#reads-message:text('Read signed.')")
+    page.wait_for_function(
+        "() => document.querySelector('#reads tr[data-read]').textContent.includes('signed')"
+    )
     page.context.close()
 
 
