@@ -23,6 +23,7 @@ class Archive:
     @classmethod
     def open(cls, settings: Settings, migrate: bool = True) -> Archive:
         db = Database(settings.resolved_database_url())
+        db.key_dir = settings.data_dir
         if migrate:
             upgrade(db.engine)
         return cls(settings=settings, db=db, store=open_store(settings))

@@ -72,6 +72,11 @@ class Authenticator:
         self._keys = _Cache(CACHE_SECONDS)
         self._sessions = _Cache(CACHE_SECONDS)
         self._cookies = _Cache(CACHE_SECONDS)
+        if db.key_dir is not None:
+            # Secrets enrolled before they were kept encrypted: seal them now.
+            from trialpacs.access.mfa import seal_existing
+
+            seal_existing(db)
 
     def invalidate(self) -> None:
         """Forget cached answers (after a revocation in this process)."""

@@ -44,14 +44,19 @@ def authenticate(
     # The failure must be committed before refusing, so the raise comes after the block.
     outcome: int | Exception
     with db.write() as session:
-        outcome = _attempt(session, username, password, otp, policy)
+        outcome = _attempt(session, username, password, otp, policy, db)
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
 
 
 def _attempt(
-    session: Session, username: str, password: str, otp: str | None, policy: LockoutPolicy
+    session: Session,
+    username: str,
+    password: str,
+    otp: str | None,
+    policy: LockoutPolicy,
+    db: Database | None = None,
 ) -> int | Exception:
     user = get_user(session, username)
     if user is None or user.kind != "user" or user.source != "local":
@@ -68,7 +73,7 @@ def _attempt(
     if ok and user.totp_enabled:
         if not otp:
             return MfaRequired()
-        ok = mfa.check(user, otp)
+        ok = mfa.check(user, otp, db=db)
     if not ok:
         user.failed_logins = (user.failed_logins or 0) + 1
         events.record(session, "login.fail", username, detail=f"failure {user.failed_logins}")

@@ -36,6 +36,9 @@ class Database:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        # Where key files for data kept encrypted in the index live (the data
+        # directory; set by Archive.open). Never the index itself.
+        self.key_dir: Path | None = None
 
     @contextmanager
     def read(self) -> Iterator[Session]:
