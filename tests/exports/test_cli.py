@@ -6,11 +6,13 @@ import csv
 import json
 from pathlib import Path
 
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from exports.support import World
 from trialpacs.access.apikeys import create_key
 from trialpacs.cli.main import app
+from trialpacs.web.app import create_app
 
 runner = CliRunner()
 
@@ -62,3 +64,14 @@ def test_refusals_name_the_problem(world: World, tmp_path: Path) -> None:
     assert code == 2 and "--to is required" in out
     code, out = cli(world, "tp_not-a-key", "cohort", "list")
     assert code == 2 and "not valid" in out
+
+
+def test_export_to_a_download_link(world: World) -> None:
+    dm = create_key(world.archive.db, "dm", grants=["data_manager@T1"], scopes=["*"])
+    assert cli(world, dm, "cohort", "save", "s2", "--trial", "T1", "--site", "S2")[0] == 0
+    code, out = cli(world, dm, "export", "s2", "--to", "download")
+    assert code == 0, out
+    link = out.split("download (valid 15 min): ", 1)[1].split()[0]
+    client = TestClient(create_app(world.archive))
+    r = client.get(link)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"

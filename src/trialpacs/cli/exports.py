@@ -259,9 +259,10 @@ def export_cmd(
         if result.destination_kind == DOWNLOAD:
             signer = Authenticator(archive.db, archive.settings).signer
             link = links.issue(signer, result.export_id, principal.subject)
+            base = (archive.settings.public_base_url or "").rstrip("/")
             typer.echo(
                 f"download (valid {link.expires_in // 60} min): "
-                f"/api/exports/{result.export_id}/download?token={link.token}"
+                f"{base}/api/exports/{result.export_id}/download?token={link.token}"
             )
         for problem in result.nifti_problems:
             typer.echo(f"  NIfTI left out: {problem}")
