@@ -1,17 +1,17 @@
 """The audit trail as a monitor may see it: their trials' entries, filtered.
 
-A global auditor (administrator or monitor without a trial) sees every
-entry; a monitor of some trials sees only entries recorded against those
-trials. Filters are the ones ``trialpacs audit list`` takes.
+Which part of the trail a caller reads is the policy's answer
+(``other_scopes(principal, "audit")``): an administrator or a global monitor
+all of it, ``monitor@T`` the entries naming trial T or a study the index
+places in T. Filters are the ones ``trialpacs audit list`` takes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from trialpacs.access.policy import Principal, Resource, decide
+from trialpacs.access.policy import Principal, other_scopes
 from trialpacs.audit import exports
 from trialpacs.audit.chain import Filter, query
 from trialpacs.errors import InvalidInput, NotFound
@@ -21,49 +21,28 @@ MAX_ENTRIES = 500
 FORMATS = ("csv", "json", "fhir", "atna")
 
 
-@dataclass(frozen=True)
-class AuditScope:
-    everything: bool
-    trials: tuple[str, ...]
-
-
-def scope(principal: Principal) -> AuditScope:
-    if decide(principal, "audit", Resource("audit")):
-        return AuditScope(True, ())
-    trials = sorted(
-        {
-            g.trial
-            for g in principal.grants
-            if g.trial and decide(principal, "audit", Resource("audit", g.trial))
-        }
-    )
-    if not trials:
+def scopes(principal: Principal) -> list[tuple[str | None, str | None]] | None:
+    """The (trial, site) slices the caller may read; None: the whole trail."""
+    found = other_scopes(principal, "audit")
+    if not found:
         raise NotFound("not found")
-    return AuditScope(False, tuple(trials))
+    if any(s.trial is None and s.site is None for s in found):
+        return None
+    return [(s.trial, s.site) for s in found]
 
 
 def entries(db: Database, principal: Principal, flt: Filter) -> list[dict[str, Any]]:
-    """Newest last, at most ``MAX_ENTRIES`` (the newest ones)."""
-    allowed = scope(principal)
+    """Oldest first, at most ``MAX_ENTRIES`` (the newest ones)."""
     for name in ("since", "until"):
         value = getattr(flt, name)
         if value:
             try:
                 datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
-                raise InvalidInput(
-                    f"{name} must be a date or ISO time, not {value[:30]!r}"
-                ) from None
-    if allowed.everything:
-        found = query(db, flt)
-    elif flt.trial:
-        found = query(db, flt) if flt.trial in allowed.trials else []
-    else:
-        found = []
-        for trial in allowed.trials:
-            found.extend(query(db, Filter(**{**flt.__dict__, "trial": trial})))
-        found.sort(key=lambda e: int(e["seq"]))
-    return found[-MAX_ENTRIES:]
+                message = f"{name} must be a date or ISO time, not {value[:30]!r}"
+                raise InvalidInput(message) from None
+    flt.scopes = scopes(principal)
+    return query(db, flt)[-MAX_ENTRIES:]
 
 
 def export(found: list[dict[str, Any]], fmt: str) -> tuple[str, str]:

@@ -17,7 +17,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from trialpacs.access.policy import Principal, Resource, decide, visible_scopes
+from trialpacs.access.policy import Principal, Resource, decide, other_scopes, visible_scopes
 from trialpacs.archive import Archive
 from trialpacs.portal import csrf
 from trialpacs.portal.uploads import targets
@@ -79,10 +79,8 @@ def menu(archive: Archive, principal: Principal) -> Menu:
     )
 
 
-def can_audit(principal: Principal, trial: str | None = None) -> bool:
-    if trial is not None:
-        return decide(principal, "audit", Resource("audit", trial))
-    return any(decide(principal, "audit", Resource("audit", g.trial)) for g in principal.grants)
+def can_audit(principal: Principal) -> bool:
+    return bool(other_scopes(principal, "audit"))
 
 
 def caller(request: Request) -> Principal:
