@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +20,13 @@ from fastapi.testclient import TestClient
 from pydicom.uid import generate_uid
 
 from dicomfactory import make_bytes
-from support.services import PG_ADMIN_URL, live_server, moto_s3, postgres_database
+from support.services import (
+    PG_ADMIN_URL,
+    live_server,
+    moto_s3,
+    postgres_database,
+    trialpacs_cmd,
+)
 from trialpacs.access.apikeys import create_key
 from trialpacs.archive import Archive
 from trialpacs.ingest.store import StoreOutcome, store_many
@@ -181,3 +191,33 @@ def test_stow_of_a_named_patient_leaves_no_name_in_json_logs(tmp_path: Path) -> 
     for line in lines:
         assert isinstance(orjson.loads(line), dict), line
     assert "ZEBRAFINCH" not in text and "QUILLON" not in text and "QX-77" not in text
+
+
+@pytest.mark.slow
+def test_celery_worker_logs_json(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "TRIALPACS_DATA_DIR": str(tmp_path),
+        "TRIALPACS_LOG_FORMAT": "json",
+        "TRIALPACS_CELERY_QUEUE": f"trialpacs-json-{uuid.uuid4().hex[:8]}",
+    }
+    log = tmp_path / "worker.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            [*trialpacs_cmd(), "worker", "--concurrency", "1"], env=env, stdout=fh,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while b"ready." not in log.read_bytes():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    # Celery prints its shutdown notice itself (no logger): the only plain lines allowed
+    plain = [line for line in lines if not line.startswith("{")]
+    assert all("shutdown" in line.lower() for line in plain), plain
+    entries = [orjson.loads(line) for line in lines if line.startswith("{")]
+    assert any(e["logger"].startswith("celery") for e in entries)

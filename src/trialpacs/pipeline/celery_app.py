@@ -76,13 +76,6 @@ def sender(settings: Settings) -> Callable[[int], None]:
 
 def run_worker(settings: Settings, concurrency: int, pool: str, loglevel: str = "info") -> Any:
     configure(settings)
-    if settings.log_format == "json":
-        from celery.signals import setup_logging
-
-        from trialpacs.ops import logs
-
-        # A receiver on setup_logging makes Celery leave logging to us (JSON, no PHI).
-        setup_logging.connect(lambda **_: logs.configure("json", loglevel), weak=False)
     argv = [
         "worker",
         f"--concurrency={concurrency}",
@@ -94,4 +87,13 @@ def run_worker(settings: Settings, concurrency: int, pool: str, loglevel: str = 
         "-Q",
         settings.celery_queue,
     ]
+    if settings.log_format == "json":
+        from celery.signals import setup_logging
+
+        from trialpacs.ops import logs
+
+        # A receiver on setup_logging makes Celery leave logging to us (JSON, no PHI);
+        # --quiet drops the start-up banner, which is printed, not logged.
+        setup_logging.connect(lambda **_: logs.configure("json", loglevel), weak=False)
+        argv.insert(0, "--quiet")
     return app.worker_main(argv)
