@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from exports.support import World
+from trialpacs.access import users
 from trialpacs.access.apikeys import create_key
 from trialpacs.cli.main import app
 from trialpacs.web.app import create_app
@@ -75,3 +76,20 @@ def test_export_to_a_download_link(world: World) -> None:
     client = TestClient(create_app(world.archive))
     r = client.get(link)
     assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+
+
+def test_acting_as_a_local_account(world: World) -> None:
+    db = world.archive.db
+    users.add_user(db, "dora", password="correct-horse-battery-9")
+    users.grant(db, "dora", "data_manager@T1")
+    users.add_user(db, "rob", password="correct-horse-battery-9")
+    users.grant(db, "rob", "reader@T1")
+    data = str(world.archive.settings.data_dir)
+    ok = runner.invoke(app, ["cohort", "save", "mine", "--trial", "T1", "--data-dir", data,
+                             "--user", "dora"])  # fmt: skip
+    assert ok.exit_code == 0 and "saved mine@1" in ok.output
+    refused = runner.invoke(app, ["cohort", "preview", "mine", "--data-dir", data,
+                                  "--user", "rob"])  # fmt: skip
+    assert refused.exit_code == 2 and "no cohort 'mine'" in refused.output
+    nobody = runner.invoke(app, ["cohort", "list", "--data-dir", data])
+    assert nobody.exit_code == 2 and "--token" in nobody.output
