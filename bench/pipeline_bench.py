@@ -60,6 +60,7 @@ def write_study(folder: Path, n: int, series: int) -> None:
             cols=512,
             value=i,
         )
+        ds.ClinicalTrialTimePointID = "BL"  # the site sends the visit in the data
         (folder / f"{i:05d}.dcm").write_bytes(to_bytes(ds))
 
 
@@ -87,7 +88,9 @@ def celery_worker(env: dict[str, str], log: Path, concurrency: int) -> Iterator[
         proc.wait(30)
 
 
-def run(executor: str, n: int, series: int, settle: float, workers: int, tmp: Path) -> dict:
+def run(
+    executor: str, n: int, series: int, settle: float, workers: int, tmp: Path, timeout: float
+) -> dict:
     data_dir = tmp / executor / "data"
     data_dir.mkdir(parents=True)
     env = {
@@ -98,7 +101,10 @@ def run(executor: str, n: int, series: int, settle: float, workers: int, tmp: Pa
         "TRIALPACS_CELERY_QUEUE": f"trialpacs-bench-{uuid.uuid4().hex[:8]}",
     }
     cfg = data_dir / "trials.yaml"
-    cfg.write_text(config_yaml(data_dir))
+    # The trial expects what is sent (CT, no declared anatomy: the default
+    # anatomy QC passes it), so every series is published, not held.
+    text = config_yaml(data_dir).replace("modalities: [MR], anatomy: [KNEE]", "modalities: [CT]")
+    cfg.write_text(text)
     full = {**os.environ, "TRIALPACS_DATA_DIR": str(data_dir), **env}
     subprocess.run([*trialpacs_cmd(), "apply", str(cfg)], env=full, check=True, capture_output=True)
     folder = tmp / executor / "in"
@@ -126,6 +132,12 @@ def run(executor: str, n: int, series: int, settle: float, workers: int, tmp: Pa
             )
             t_received = time.monotonic()
             while published(server) < n:
+                if time.monotonic() - t_received > timeout:
+                    state = subprocess.run(
+                        [*trialpacs_cmd(), "status"], env=server.env, capture_output=True, text=True
+                    )
+                    why = f"{executor}: not published in {timeout:.0f} s\n{state.stdout}"
+                    raise SystemExit(why)
                 time.sleep(0.05)
             t_published = time.monotonic()
     latency = t_published - t_received
@@ -149,12 +161,21 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--executors", default="embedded,celery")
+    parser.add_argument(
+        "--timeout", type=float, default=600, help="Give up (and print status) after this."
+    )
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as tmp:
         for executor in args.executors.split(","):
             result = run(
-                executor, args.instances, args.series, args.settle, args.workers, Path(tmp)
+                executor,
+                args.instances,
+                args.series,
+                args.settle,
+                args.workers,
+                Path(tmp),
+                args.timeout,
             )
             results.append(result)
             print(json.dumps(result), flush=True)
