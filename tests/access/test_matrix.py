@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from pydicom.uid import generate_uid
 
 from dicomfactory import make_bytes
+from qc.support import plant_held
 from support.audit_matrix import audit_cells
 from support.export_matrix import export_cells
 from support.portal_matrix import portal_cells
@@ -109,6 +110,7 @@ class World:
     archive: Archive
     keys: dict[str, str]
     studies: dict[str, Study]
+    held: str = ""  # a series held by QC in T1/S1 (de-identified UID)
 
     def get(self, role: str | None, url: str, **kw: Any) -> Any:
         return self.client.get(url, headers=self.headers(role, kw.pop("headers", {})), **kw)
@@ -157,8 +159,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     Workspaces(archive.db, archive.store, 10**6).put(
         Principal("departed"), "departed", "file", "private-notes.txt", b"secret"
     )
+    held = plant_held(archive, "T1", "S1")
     with TestClient(create_app(archive)) as client:
-        yield World(client, archive, keys, studies)
+        yield World(client, archive, keys, studies, held)
     archive.close()
 
 
@@ -384,6 +387,41 @@ def pipeline_status(w: World, role: str, obj: str) -> None:
         assert w.get(role, "/api/pipeline/status").status_code == (200 if allowed else 404)
 
 
+# Who may see and decide the QC queue of T1 (the held series is in T1/S1).
+QC_VISIBLE = {"administrator", "data_manager"}
+QC_MISSING = "1.2.826.0.1.3680043.99.1"
+
+
+def qc_queue(w: World, role: str, obj: str) -> None:
+    if obj != "X":
+        return
+    r = w.get(role, "/api/qc/queue")
+    assert r.status_code == 200, r.text
+    assert (w.held in {i["series_uid"] for i in r.json()}) == (role in QC_VISIBLE), role
+    other = w.get(role, "/api/qc/queue?trial=T2")
+    assert other.status_code == 200 and other.json() == []
+
+
+def qc_series(method: str, suffix: str) -> Check:
+    """Thumbnail and decision: a caller without QC rights gets exactly the missing answer."""
+
+    def check(w: World, role: str, obj: str) -> None:
+        if obj != "X":
+            return
+        body = {"decision": "approve", "password": "not-the-password-1"}
+        kw: dict[str, Any] = {"json": body} if method == "POST" else {}
+        r = w.request(role, method, f"/api/qc/series/{w.held}/{suffix}", **kw)
+        missing = w.request(role, method, f"/api/qc/series/{QC_MISSING}/{suffix}", **kw)
+        assert missing.status_code == 404
+        if role in QC_VISIBLE:
+            # A decision needs a password signature: an API key's account has none.
+            assert r.status_code == (403 if method == "POST" else 200), (role, r.text)
+        else:
+            assert r.status_code == 404 and r.content == missing.content, (role, r.text)
+
+    return check
+
+
 def workspace(method: str, path: str) -> Check:
     """Own workspace works for everyone signed in; another user's is never reachable."""
 
@@ -486,6 +524,9 @@ MATRIX: dict[tuple[str, str], Check] = {
     ("GET", "/dicomweb/trials/{trial}/sites/{site}/studies"): trial_search,
     **{("GET", p): identified(p) for p in IDENTIFIED_QIDO + IDENTIFIED_RETRIEVAL},
     ("GET", "/api/pipeline/status"): pipeline_status,
+    ("GET", "/api/qc/queue"): qc_queue,
+    ("GET", "/api/qc/series/{series}/thumbnail"): qc_series("GET", "thumbnail"),
+    ("POST", "/api/qc/series/{series}/decision"): qc_series("POST", "decision"),
     **{
         (m, p): workspace(m, p)
         for m, p in [

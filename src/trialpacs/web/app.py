@@ -9,7 +9,7 @@ from trialpacs import __version__
 from trialpacs.access.authenticator import Authenticator
 from trialpacs.archive import Archive
 from trialpacs.ops.metrics import create_metrics
-from trialpacs.web import audit_api, auth, errors, portal, reads, trials, viewer, workspace
+from trialpacs.web import audit_api, auth, errors, portal, qc, reads, trials, viewer, workspace
 from trialpacs.web import exports as export_routes
 from trialpacs.web import identified_wado as identified_routes
 from trialpacs.web import ops as ops_routes
@@ -54,6 +54,7 @@ def create_app(archive: Archive) -> FastAPI:
     app.include_router(identified_routes.router)
     app.include_router(records_routes.router)
     app.include_router(export_routes.router)
+    app.include_router(qc.router)
     app.include_router(audit_api.router)
     app.include_router(reads.router)
     # Order matters: QIDO's /studies/{study}/series must win over WADO's /studies/{study}.
