@@ -66,7 +66,9 @@ def run_claimed(archive: Archive, job: jobs.ClaimedJob, worker: str) -> str:
         outcome = process_series(archive, job.key, hook_for(archive))
         if outcome.state == "published":
             copies.copy_published(archive, job.key, targets)
-        action = "pipeline.deidentify_publish" if outcome.state == "published" else "qc.hold"
+        action = {"published": "pipeline.deidentify_publish", "rejected_qc": "qc.rejected"}.get(
+            outcome.state, "qc.hold"
+        )
         _audit(archive, job, worker, action, "success", outcome.state, outcome.reason,
                published=outcome.published, copies=[name for name, _ in targets])  # fmt: skip
     except PermanentFailure as exc:
