@@ -1,12 +1,12 @@
 """PHI recall/precision per record format, and video throughput, on the generated labelled set.
 
-    .venv/bin/python bench/records_eval.py [--n 10] [--videos 2] [--sample-every 5]
+    .venv/bin/python bench/records_eval.py [--n 10] [--videos 2] [--sample-every 5] [--ner]
 
 The set comes from ``tests/records/labelled_records.py`` (seeded): per
 document, the patient's name, MRN, birth date, address, phone and the
 reporting doctor (``phi``) and two clinical sentences (``keep``). Each item
 is wrapped as DICOM, de-identified by the trial's engine (``trial`` profile,
-no NER) and read back the way a reviewer gets it: the PDF's text layer plus
+NER only with ``--ner``) and read back the way a reviewer gets it: the PDF's text layer plus
 OCR of its images, the HL7/FHIR message (and FHIR attachments), OCR of every
 frame of the video.
 
@@ -60,9 +60,10 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=75, help="frames per video")
     ap.add_argument("--size", default="640x480", help="video frame size")
     ap.add_argument("--sample-every", type=int, default=5, help="video OCR sampling interval")
+    ap.add_argument("--ner", action="store_true", help="use spaCy NER (the nlp extra)")
     args = ap.parse_args()
     rng = random.Random(12)
-    deid = deidentifier()
+    deid = deidentifier(ner=args.ner)
     deid.record_options = type(deid.record_options)(video_sample_every=args.sample_every)
     stats: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])  # phi, left, keep, lost, n
     seconds: dict[str, float] = defaultdict(float)
@@ -91,6 +92,7 @@ def main() -> None:
         video_seconds += out.seconds
         seconds["video"] += out.seconds
         del started
+    print(f"NER {'on' if deid.use_ner else 'off'}")
     print(f"{'format':<12} {'docs':>5} {'PHI':>5} {'left':>5} {'recall':>7} {'precision':>9} "
           f"{'s/doc':>6}")  # fmt: skip
     for label, (phi, left, _keep, lost, n) in stats.items():

@@ -19,9 +19,11 @@ from trialpacs.records.export import original_format
 from trialpacs.records.intake import Intake, wrap_record
 
 
-def deidentifier(trial: str = "ONCO1", site: str = "S01") -> RecordDeidentifier:
+def deidentifier(
+    trial: str = "ONCO1", site: str = "S01", *, ner: bool = False
+) -> RecordDeidentifier:
     return RecordDeidentifier(
-        load_profile("trial"), b"records-test-secret", TrialContext(trial, site), use_ner=False
+        load_profile("trial"), b"records-test-secret", TrialContext(trial, site), use_ner=ner
     )
 
 

@@ -40,6 +40,13 @@ V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
 LOINC = "http://loinc.org"
 DOCTORS = ["Alice Brown", "Robert Chen", "Hannah Weiss", "Omar Farouk", "Grace Lee"]
 STREETS = ["12 Elm Street", "48 Oak Avenue", "7 Harbour Road", "301 Maple Drive", "95 Station Lane"]
+# Clinical text with numbers that look like IDs, dates or addresses to a careless rule.
+MEASURES = [
+    "Lesion 2.1 x 1.8 cm, unchanged since 2023.",
+    "Nodule at 12 o'clock, 4 cm from the nipple.",
+    "Segment 7 lesion 14 mm; series 3 image 45.",
+    "Follow-up CT in 3 months per RECIST 1.1.",
+]
 FINDINGS = [
     "The liver is normal in size and echotexture.",
     "No focal lesion is identified in the pancreas.",
@@ -58,6 +65,9 @@ class Item:
     patient: PatientIdentity
     phi: list[str] = field(default_factory=list)
     keep: list[str] = field(default_factory=list)
+    # PHI the rules are not expected to find (a name with no cue); the bench counts it,
+    # the tests tolerate it.
+    hard: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -123,6 +133,8 @@ def report_lines(p: Person, rng: random.Random) -> tuple[list[str], list[str], l
     name_line, name_phi = rng.choice(name_forms)
     birth = rng.choice(birth_forms)
     sign_line, sign_phi = rng.choice(sign_forms)
+    cc = rng.choice([d for d in DOCTORS if d != p.doctor])
+    measure = rng.choice(MEASURES)
     lines = [
         "RADIOLOGY REPORT",
         name_line,
@@ -130,10 +142,12 @@ def report_lines(p: Person, rng: random.Random) -> tuple[list[str], list[str], l
         f"Contact: {email}",
         f"Findings: {finding[0]}",
         f"Impression: {finding[1]}",
+        f"Measurements: {measure}",
         sign_line,
+        f"cc: {cc}",
     ]
-    phi = [*name_phi, birth, p.street, "Springfield", email, *sign_phi]
-    return lines, phi, finding
+    phi = [*name_phi, birth, p.street, "Springfield", email, *sign_phi, cc]
+    return lines, phi, [*finding, measure]
 
 
 def text_pdf(p: Person, rng: random.Random) -> Item:
@@ -150,7 +164,7 @@ def text_pdf(p: Person, rng: random.Random) -> Item:
         y -= 22
     c.showPage()
     c.save()
-    return Item("text-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep)
+    return Item("text-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep, phi[-1:])
 
 
 def _render(
@@ -175,7 +189,7 @@ def scanned_pdf(p: Person, rng: random.Random) -> Item:
     c.drawImage(ImageReader(img), 40, 420, width=515, height=240)
     c.showPage()
     c.save()
-    return Item("scanned-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep)
+    return Item("scanned-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep, phi[-1:])
 
 
 def hl7(p: Person, rng: random.Random) -> Item:
@@ -192,7 +206,7 @@ def hl7(p: Person, rng: random.Random) -> Item:
     )
     phi = [p.mrn, p.last.upper(), p.street, p.phone, p.doctor, f"{p.first} {p.last}", p.birth]
     phi += [x for x in phi_lines if x not in phi and x in "\n".join(narrative)]
-    return Item("hl7", "hl7v2", msg.encode(), p.identity(), phi, keep)
+    return Item("hl7", "hl7v2", msg.encode(), p.identity(), phi, keep, phi_lines[-1:])
 
 
 def fhir_bundle(p: Person, rng: random.Random) -> Item:
@@ -265,7 +279,7 @@ def fhir_bundle(p: Person, rng: random.Random) -> Item:
     phi = [p.mrn, p.phone, p.street, f"{p.first} {p.last}", p.doctor, "ACC998877", "pat1"]
     phi += [x for x in phi_lines if x not in phi]
     data = json.dumps(bundle).encode()
-    return Item("fhir", "fhir", data, p.identity(), phi, keep)
+    return Item("fhir", "fhir", data, p.identity(), phi, keep, phi_lines[-1:])
 
 
 def video_clip(
