@@ -163,6 +163,30 @@ def append(session: Session, event: AuditEvent, now: datetime | None = None) -> 
     return values
 
 
+def append_many(
+    session: Session, events: Sequence[AuditEvent], now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Several entries under one head lock and one flush (a batch store's studies)."""
+    if len(events) <= 1:
+        return [append(session, e, now) for e in events]
+    session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(id=1))
+    head = session.get(AuditChainHead, 1, populate_existing=True)
+    if head is None:
+        head = AuditChainHead(id=1, seq=0, hash=GENESIS)
+        session.add(head)
+        session.flush()
+    seq, prev = head.seq, head.hash
+    out = []
+    for event in events:
+        values = _values(event, seq + 1, prev, utc_iso(now))
+        session.add(AuditEntry(**values))
+        seq, prev = values["seq"], values["hash"]
+        out.append(values)
+    head.seq, head.hash = seq, prev
+    session.flush()
+    return out
+
+
 def record(db: Database, event: AuditEvent) -> dict[str, Any]:
     """Append in a transaction of its own (for adapters that have no open session)."""
     with db.write() as session:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
-from trialpacs.audit.chain import AuditEvent, append
+from trialpacs.audit.chain import AuditEvent, append_many
 
 DEFAULT = AuditEvent(action="store")
 MAX_LISTED = 100
@@ -40,6 +40,7 @@ def append_stored(session: Session, items: Iterable[tuple[AuditEvent | None, Sto
     for template, item in items:
         tpl = template or DEFAULT
         groups.setdefault((id(tpl), item.study), (tpl, []))[1].append(item)
+    events = []
     for tpl, group in groups.values():
         first = group[0]
         series = sorted({g.series for g in group})
@@ -53,8 +54,7 @@ def append_stored(session: Session, items: Iterable[tuple[AuditEvent | None, Sto
             detail["series_uids"] = series[:MAX_LISTED]
         if len(group) > 1:
             detail["sop_uids"] = [g.sop for g in group][:MAX_LISTED]
-        append(
-            session,
+        events.append(
             replace(
                 tpl,
                 study=first.study,
@@ -63,6 +63,7 @@ def append_stored(session: Session, items: Iterable[tuple[AuditEvent | None, Sto
                 trial=first.trial or tpl.trial,
                 site=first.site or tpl.site,
                 detail=detail,
-            ),
+            )
         )
-    return len(groups)
+    append_many(session, events)
+    return len(events)
