@@ -175,7 +175,9 @@ def live_server(
         log=log,
     )
     try:
-        wait_http(server.url + "/health", proc=proc)
+        # Generous: on a shared 2-core machine under load, start-up (imports, migrations)
+        # has taken more than 30 s.
+        wait_http(server.url + "/health", timeout=90, proc=proc)
         yield server
     finally:
         server.stop()
