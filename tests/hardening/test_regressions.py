@@ -8,6 +8,7 @@ from hardening.corpus_gen import base, write
 from hardening.fuzzing import seed_files
 from trialpacs.dicom.parse import parse_part10
 from trialpacs.errors import InvalidInput
+from trialpacs.index import qido
 from trialpacs.web import multipart
 
 
@@ -51,3 +52,30 @@ def test_too_many_parts_are_refused() -> None:
     assert len(multipart.split(body, "b", 5)) == 5
     with pytest.raises(InvalidInput, match="more than 4 parts"):
         multipart.split(body, "b", 4)
+
+
+def test_meta_element_with_unknown_vr_is_refused() -> None:
+    # pydicom raised NotImplementedError("Unknown Value Representation 'TI'")
+    # when reading MediaStorageSOPInstanceUID: a 500 for STOW-RS.
+    data = write(base(1), "1.2.840.10008.1.2.1")
+    patched = data.replace(b"\x02\x00\x03\x00UI", b"\x02\x00\x03\x00TI", 1)
+    assert patched != data
+    with pytest.raises(InvalidInput, match=r"\(0002,0003\) cannot be read"):
+        parse_part10(patched)
+
+
+@pytest.mark.parametrize(
+    ("level", "params"),
+    [
+        ("study", [("offset", "9223372036854775808")]),
+        ("study", [("limit", "-9223372036854775809")]),
+        ("instance", [("InstanceNumber", "99999999999999999999")]),
+        ("series", [("SeriesNumber", "1,2147483648")]),
+    ],
+)
+def test_qido_numbers_beyond_the_integer_range_are_refused(
+    level: str, params: list[tuple[str, str]]
+) -> None:
+    # They reached the database and overflowed SQLite's INTEGER: a 500.
+    with pytest.raises(InvalidInput, match="out of range"):
+        qido.Query.from_params(level, params)  # type: ignore[arg-type]

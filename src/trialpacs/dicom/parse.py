@@ -93,7 +93,7 @@ def parse_part10(data: bytes, *, max_bytes: int | None = None) -> ParsedInstance
     except Exception as exc:  # pydicom raises a wide range on hostile input
         raise InvalidInput(f"cannot parse DICOM: {type(exc).__name__}: {exc}") from exc
     meta = ds.file_meta
-    ts = meta.get("TransferSyntaxUID")
+    ts = _meta_value(meta, "TransferSyntaxUID", "(0002,0010)")
     if not ts:
         raise InvalidInput("file meta information has no TransferSyntaxUID (0002,0010)")
     require_uid(str(ts), "TransferSyntaxUID (0002,0010)")
@@ -114,7 +114,7 @@ def parse_part10(data: bytes, *, max_bytes: int | None = None) -> ParsedInstance
         _check_consumed(ds, zeroed)
     check_structure(ds)
     parsed = _identify(ds, str(ts), zeroed)
-    media_sop = meta.get("MediaStorageSOPInstanceUID")
+    media_sop = _meta_value(meta, "MediaStorageSOPInstanceUID", "(0002,0003)")
     if media_sop and str(media_sop) != parsed.sop_instance_uid:
         raise InvalidInput(
             f"MediaStorageSOPInstanceUID {media_sop} differs from SOPInstanceUID "
@@ -122,6 +122,15 @@ def parse_part10(data: bytes, *, max_bytes: int | None = None) -> ParsedInstance
         )
     _check_pixel_length(ds, UID(str(ts)))
     return parsed
+
+
+def _meta_value(meta: FileMetaDataset, keyword: str, tag: str) -> object:
+    """A meta element's value; a corrupt one (e.g. an unknown VR, which pydicom
+    raises NotImplementedError for, found by the fuzzer) is refused by name."""
+    try:
+        return meta.get(keyword)
+    except Exception as exc:
+        raise InvalidInput(f"file meta element {keyword} {tag} cannot be read: {exc}") from exc
 
 
 def _identify(ds: Dataset, ts: str, data: bytes) -> ParsedInstance:

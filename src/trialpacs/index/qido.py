@@ -238,11 +238,19 @@ def _describe(tag: str) -> str:
     return f"{kw} ({tag})" if kw else tag
 
 
+# IS (Integer String) range; larger numbers overflowed SQLite's INTEGER (a 500,
+# found by tests/hardening/test_fuzz.py).
+IS_MIN, IS_MAX = -(2**31), 2**31 - 1
+
+
 def _int_param(name: str, raw: str) -> int:
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise InvalidInput(f"{name} must be a whole number, got {raw!r}") from None
+    if not IS_MIN <= value <= IS_MAX:
+        raise InvalidInput(f"{name} {raw!r} is out of range (at most {IS_MAX})")
+    return value
 
 
 def _validate_value(attr: Attr, value: str) -> None:
@@ -264,9 +272,11 @@ def _validate_value(attr: Attr, value: str) -> None:
     elif attr.kind == "int":
         for v in _split_list(value):
             try:
-                int(v)
+                number = int(v)
             except ValueError:
                 raise InvalidInput(f"{_describe(attr.tag)}: {v!r} is not a number") from None
+            if not IS_MIN <= number <= IS_MAX:
+                raise InvalidInput(f"{_describe(attr.tag)}: {v!r} is out of range")
 
 
 def _split_list(value: str) -> list[str]:
