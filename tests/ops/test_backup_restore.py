@@ -36,7 +36,7 @@ from trialpacs.settings import load_settings
 from trialpacs.trials.intake import store_for_site
 from trialpacs.web.app import create_app
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(600)]
 
 CONFIG = """\
 version: 1

@@ -131,6 +131,7 @@ def _sql(url: str, sql: str) -> list[tuple[Any, ...]]:
         return conn.execute(sql).fetchall()
 
 
+@pytest.mark.timeout(600)  # four processes starting on a shared machine
 def test_two_servers_two_workers_share_postgres_s3_and_redis(tmp_path: Path) -> None:
     with postgres_database() as db_url, moto_s3() as s3_env:
         env = {
@@ -200,7 +201,7 @@ def test_two_servers_two_workers_share_postgres_s3_and_redis(tmp_path: Path) -> 
             )
             assert sorted(r[0] for r in quarantined) == sorted(expected)
 
-            deadline = time.monotonic() + 150
+            deadline = time.monotonic() + 300
             while True:
                 states = _sql(db_url, "SELECT state, published_instances FROM pipeline_series")
                 if sorted(n for state, n in states if state == "published") == [8, 16]:
