@@ -195,7 +195,7 @@ def token_create(
     scope: Annotated[
         list[str] | None,
         typer.Option("--scope", help="What the key may be used for: dicomweb (default), "
-        "workspace, admin, audit (repeatable)."),
+        "workspace, admin, audit, export, metrics (repeatable)."),
     ] = None,
     data_dir: DataDir = None,
     config: ConfigFile = None,
