@@ -187,8 +187,8 @@ async def _identified_metadata(
     series: str | None = None,
     sop: str | None = None,
 ) -> Response:
-    """Bulk data URIs point under this prefix, where bulk data is not served
-    (yet): a PHI viewer gets the instance itself."""
+    """Bulk data URIs point under this prefix, where ``web.identified_wado``
+    serves them to the same callers."""
     wado._uids(study, series, sop)
     wado._check_json_accept(request)
     base = f"{base_url(request)}/trials/{trial}/sites/{site}"
