@@ -13,6 +13,9 @@ frame of the video.
 - recall: PHI strings no longer legible / PHI strings;
 - precision: PHI strings removed / (PHI strings removed + clinical sentences
   damaged), i.e. how much of what was taken away was PHI, at phrase level;
+- w.recall / w.prec: the same at word level over the whole report text
+  (multiset of words in vs out; removed words count as PHI first): w.prec
+  shows over-redaction of ordinary words ("Hospital", "Address", "seen");
 - video: frames per second of de-identification (decode, OCR sampling,
   masking, H.264 encoding), and OCR'd frames.
 
@@ -66,6 +69,7 @@ def main() -> None:
     deid = deidentifier(ner=args.ner)
     deid.record_options = type(deid.record_options)(video_sample_every=args.sample_every)
     stats: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])  # phi, left, keep, lost, n
+    words: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # phi, removed, other, removed
     seconds: dict[str, float] = defaultdict(float)
     for label, make in MAKERS.items():
         for _ in range(args.n):
@@ -77,6 +81,8 @@ def main() -> None:
             s[3] += len(out.item.keep) - len(out.kept())
             s[4] += 1
             seconds[label] += out.seconds
+            for i, v in enumerate(out.word_counts()):
+                words[label][i] += v
     w, h = (int(x) for x in args.size.split("x"))
     frames = 0
     video_seconds = 0.0
@@ -94,14 +100,17 @@ def main() -> None:
         del started
     print(f"NER {'on' if deid.use_ner else 'off'}")
     print(f"{'format':<12} {'docs':>5} {'PHI':>5} {'left':>5} {'recall':>7} {'precision':>9} "
-          f"{'s/doc':>6}")  # fmt: skip
+          f"{'w.recall':>8} {'w.prec':>7} {'s/doc':>6}")  # fmt: skip
     for label, (phi, left, _keep, lost, n) in stats.items():
         removed = phi - left
         recall = removed / phi if phi else 1.0
         precision = removed / (removed + lost) if removed + lost else 1.0
+        pw, pw_removed, _ow, ow_removed = words[label]
+        w_recall = f"{pw_removed / pw:.3f}" if pw else "-"
+        w_prec = f"{pw_removed / (pw_removed + ow_removed):.3f}" if pw_removed + ow_removed else "-"
         print(
             f"{label:<12} {n:>5} {phi:>5} {left:>5} {recall:>7.3f} {precision:>9.3f} "
-            f"{seconds[label] / max(n, 1):>6.2f}"
+            f"{w_recall:>8} {w_prec:>7} {seconds[label] / max(n, 1):>6.2f}"
         )
     if frames:
         print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,6 +43,31 @@ class Outcome:
         text = _norm(self.text)
         words = set(re.findall(r"[a-z0-9]+", text))
         return [s for s in self.item.phi if _norm(s) in text or _tokens(s) & words]
+
+    def word_counts(self) -> tuple[int, int, int, int]:
+        """(PHI words, PHI words removed, other words, other words removed) of the report text.
+
+        Words are compared as a multiset, so a clinical word counts as removed
+        only when the output holds fewer of it than the input did.
+        """
+        if not self.item.source_text:
+            return 0, 0, 0, 0
+        phi_words: Counter[str] = Counter()
+        for s in self.item.phi:
+            phi_words.update(re.findall(r"[a-z0-9]+", s.lower()))
+        source = Counter(re.findall(r"[a-z0-9]+", self.item.source_text.lower()))
+        output = Counter(re.findall(r"[a-z0-9]+", self.text.lower()))
+        phi_n = phi_removed = other_n = other_removed = 0
+        for word, count in source.items():
+            as_phi = min(count, phi_words[word])
+            other = count - as_phi
+            missing = max(0, count - output[word])
+            phi_n += as_phi
+            other_n += other
+            # missing occurrences are PHI first: only what is left over was clinical text
+            phi_removed += min(missing, as_phi)
+            other_removed += max(0, missing - as_phi)
+        return phi_n, phi_removed, other_n, other_removed
 
     def kept(self) -> list[str]:
         return [s for s in self.item.keep if _norm(s) in _norm(self.text)]

@@ -68,6 +68,7 @@ class Item:
     # PHI the rules are not expected to find (a name with no cue); the bench counts it,
     # the tests tolerate it.
     hard: list[str] = field(default_factory=list)
+    source_text: str = ""  # the report as written (for word-level precision)
 
 
 @dataclass
@@ -164,7 +165,8 @@ def text_pdf(p: Person, rng: random.Random) -> Item:
         y -= 22
     c.showPage()
     c.save()
-    return Item("text-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep, phi[-1:])
+    text = "\n".join(lines)
+    return Item("text-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep, phi[-1:], text)
 
 
 def _render(
@@ -189,7 +191,8 @@ def scanned_pdf(p: Person, rng: random.Random) -> Item:
     c.drawImage(ImageReader(img), 40, 420, width=515, height=240)
     c.showPage()
     c.save()
-    return Item("scanned-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep, phi[-1:])
+    text = "\n".join(lines)
+    return Item("scanned-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep, phi[-1:], text)
 
 
 def hl7(p: Person, rng: random.Random) -> Item:
@@ -206,7 +209,9 @@ def hl7(p: Person, rng: random.Random) -> Item:
     )
     phi = [p.mrn, p.last.upper(), p.street, p.phone, p.doctor, f"{p.first} {p.last}", p.birth]
     phi += [x for x in phi_lines if x not in phi and x in "\n".join(narrative)]
-    return Item("hl7", "hl7v2", msg.encode(), p.identity(), phi, keep, phi_lines[-1:])
+    phi.append(p.us_birth)  # the visit sentence
+    text = "\n".join(narrative)
+    return Item("hl7", "hl7v2", msg.encode(), p.identity(), phi, keep, phi_lines[-1:], text)
 
 
 def fhir_bundle(p: Person, rng: random.Random) -> Item:
@@ -279,7 +284,8 @@ def fhir_bundle(p: Person, rng: random.Random) -> Item:
     phi = [p.mrn, p.phone, p.street, f"{p.first} {p.last}", p.doctor, "ACC998877", "pat1"]
     phi += [x for x in phi_lines if x not in phi]
     data = json.dumps(bundle).encode()
-    return Item("fhir", "fhir", data, p.identity(), phi, keep, phi_lines[-1:])
+    text = "\n".join(lines[1:])
+    return Item("fhir", "fhir", data, p.identity(), phi, keep, phi_lines[-1:], text)
 
 
 def video_clip(
