@@ -79,3 +79,14 @@ def test_qido_numbers_beyond_the_integer_range_are_refused(
     # They reached the database and overflowed SQLite's INTEGER: a 500.
     with pytest.raises(InvalidInput, match="out of range"):
         qido.Query.from_params(level, params)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("level", "key"),
+    [("study", "StudyInstanceUID"), ("instance", "InstanceNumber"), ("study", "ModalitiesInStudy")],
+)
+@pytest.mark.parametrize("value", [",", "\\", " , "])
+def test_qido_list_without_values_is_refused(level: str, key: str, value: str) -> None:
+    # A UID or number list of only separators raised IndexError in search().
+    with pytest.raises(InvalidInput, match="holds no value"):
+        qido.Query.from_params(level, [(key, value)])  # type: ignore[arg-type]

@@ -256,6 +256,9 @@ def _int_param(name: str, raw: str) -> int:
 def _validate_value(attr: Attr, value: str) -> None:
     if value in ("", "*"):
         return
+    if attr.kind in ("uid", "int", "modalities") and not _split_list(value):
+        # "," or "\\" alone: an empty list (an IndexError, found by the fuzzer).
+        raise InvalidInput(f"{_describe(attr.tag)}: {value!r} holds no value")
     if attr.kind == "uid":
         for uid in _split_list(value):
             if not is_valid_uid(uid):
