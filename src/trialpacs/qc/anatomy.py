@@ -213,6 +213,7 @@ def by_code(code: str) -> Region | None:
     return None
 
 
+@cache
 def expected(term: str) -> Region:
     """A region a trial declares ("SHOULDER", "Knie", "72696002"); clear error when unknown."""
     term = term.strip()
@@ -229,6 +230,7 @@ def expected(term: str) -> Region:
     return found[0].region
 
 
+@cache
 def expected_laterality(term: str) -> str:
     found = find(term)
     return found[0].laterality if found else ""
