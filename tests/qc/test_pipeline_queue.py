@@ -240,5 +240,6 @@ def test_reject_never_publishes(world: World) -> None:
     run_claimed(world.archive, job, "test")
     assert _state(world.archive, world.keys["brain"]) == "rejected_qc"
     assert uid not in _published_series(world)
+    assert query(world.archive.db, Filter(action="qc.rejected"))[-1]["new_value"] == "rejected_qc"
     listed = world.client.get("/api/qc/queue", headers=headers).json()
     assert uid not in {i["series_uid"] for i in listed}
