@@ -207,13 +207,45 @@ def test_monitor_filters_verifies_and_exports_the_audit_trail(
     assert query(archive.db, Filter(user="mona", action="GET /audit"))
 
 
-def test_admin_sees_trials_users_and_roles_read_only(client: TestClient) -> None:
+def test_admin_sees_trials_and_changes_roles_and_accounts(
+    client: TestClient, world: tuple[Archive, dict[str, str]]
+) -> None:
+    archive, studies = world
+    users.add_user(archive.db, "vera", password=PASSWORD)
     sign_in(client, "adam")
     r = client.get("/admin")
     assert r.status_code == 200
-    for text in ("Trial one", "site_coordinator@T1/S1", "monitor@T1", "config apply"):
+    for text in ("Trial one", "site_coordinator@T1/S1", "monitor@T1", "trialpacs apply"):
         assert text in r.text
-    assert "<form" not in r.text.split("<main>")[1]
+    token = _csrf(r.text)
+    form = {"csrf_token": token, "username": "vera", "grant": "reader@T2", "op": "grant"}
+    assert client.post("/admin/roles", data={**form, "csrf_token": ""}).status_code == 403
+    done = client.post("/admin/roles", data=form)
+    assert done.status_code == 200 and "reader@T2" in done.text and "Done." in done.text
+    bad = client.post("/admin/roles", data={**form, "grant": "emperor@T2"})
+    assert bad.status_code == 400 and "unknown role" in bad.text
+    client.cookies.delete("tp_session")
+    sign_in(client, "vera")
+    assert studies["T2"] in client.get("/worklist").text
+    client.cookies.delete("tp_session")
+    sign_in(client, "adam")
+    token = _csrf(client.get("/admin").text)
+    client.post("/admin/roles", data={**form, "csrf_token": token, "op": "revoke"})
+    off = client.post("/admin/accounts", data={"csrf_token": token, "username": "vera",
+                                               "op": "disable"})  # fmt: skip
+    assert off.status_code == 200
+    trail = {(e["action"], e["actor"]) for e in query(archive.db, Filter(object="vera"))}
+    assert {("auth.role.grant", "adam"), ("auth.role.revoke", "adam")} <= trail
+    assert ("auth.user.disable", "adam") in trail
+    client.cookies.delete("tp_session")
+    token = _csrf(client.get("/login").text)
+    login = {"csrf_token": token, "username": "vera", "password": PASSWORD}
+    assert client.post("/login", data=login).status_code == 401
+    # anyone else: the forms do not exist
+    client.cookies.clear()
+    sign_in(client, "mona")
+    token = _csrf(client.get("/worklist").text)
+    assert client.post("/admin/roles", data={**form, "csrf_token": token}).status_code == 404
 
 
 def test_static_files_and_htmx_are_served_locally(client: TestClient) -> None:

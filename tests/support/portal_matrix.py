@@ -104,6 +104,15 @@ def portal_cells(
                       headers={"Content-Type": ctype})  # fmt: skip
         assert r.status_code == (200 if obj in listed[role] else 404), (role, obj, r.text)
 
+    def admin_form(path: str) -> Check:
+        def check(w: Any, role: str, obj: str) -> None:
+            if obj != "X":
+                return
+            r = w.request(role, "POST", path, data={"username": "departed", "op": "enable"})
+            assert r.status_code == (403 if role == "administrator" else 404), (role, path)
+
+        return check
+
     def public_page(w: Any, role: str, obj: str) -> None:
         if obj != "X" or role != "reader":
             return
@@ -133,6 +142,8 @@ def portal_cells(
         ("POST", "/logout"): needs_csrf("/logout"),
         ("POST", "/login"): needs_csrf("/login"),
         ("POST", "/api/measurements"): measurements,
+        ("POST", "/admin/roles"): admin_form("/admin/roles"),
+        ("POST", "/admin/accounts"): admin_form("/admin/accounts"),
         ("GET", "/login"): public_page,
         ("GET", "/static/{name}"): public_page,
     }

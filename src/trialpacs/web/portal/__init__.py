@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from trialpacs.web.portal import assets, measurements, pages, signin
+from trialpacs.web.portal import admin, assets, measurements, pages, signin
 from trialpacs.web.portal.render import PortalRefusal, refusal
 
 
@@ -19,3 +19,4 @@ def install(app: FastAPI) -> None:
     app.include_router(signin.router, tags=["portal"])
     app.include_router(pages.router, tags=["portal"])
     app.include_router(measurements.router)
+    app.include_router(admin.router, tags=["portal"])

@@ -243,6 +243,7 @@ async def admin_page(request: Request) -> Response:
             "sites": all_sites(archive.db) if everything else [],
             "aes": list_all(archive.db) if everything else [],
             "users": list_users(archive.db) if everything else [],
+            "done": bool(request.query_params.get("done")),
         }
 
     return page(request, "admin.html", await run_in_threadpool(load), principal=principal)
