@@ -215,7 +215,7 @@ class Settings(BaseSettings):
     qc_hook: str | None = Field(
         default=None,
         description="QC hook run on each de-identified series, as module:attribute "
-        "(default: pass-through).",
+        "(default: the anatomy QC, docs/qc.md).",
     )
     qc_thresholds: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
