@@ -32,6 +32,9 @@ def test_a_planted_knee_is_the_top_outlier_among_shoulders(sources: dict[str, So
     ranking = sorted(range(len(batch)), key=lambda i: -(scored[i].score or 0))
     assert ranking[0] == 17
     assert scored[17].score is not None and scored[17].score > 0.9
+    strata = [_stratum(s) for s in batch]
+    forest = outliers.score_batch(vectors, strata, method="isolation_forest")
+    assert max(range(len(batch)), key=lambda i: forest[i].score or 0) == 17
     # With what the headers say, only the knee is held.
     t = Thresholds()
     verdicts = [
