@@ -78,6 +78,7 @@ USERS = {
     "cole": ["site_coordinator@TA/S1", "site_coordinator@TQ/S1"],
     "dora": ["data_manager@TA", "data_manager@TQ"],
     "moe": ["monitor@TA", "monitor@TQ"],
+    "ada": ["administrator"],
 }
 
 
@@ -399,4 +400,26 @@ def test_monitor_sees_the_actions_just_taken(portal: Portal) -> None:
         page.click("a.export:text('CSV')")
     path = download.value.path()
     assert path is not None and "qc.approve" in Path(path).read_text()  # the filtered entries
+    page.context.close()
+
+
+def test_study_account_and_administration_pages(portal: Portal) -> None:
+    page = portal.page()
+    sign_in(portal, page, "ada")
+    page.goto(f"{portal.server.url}/studies/{BRAIN}")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('ul.series img')]"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    assert page.locator("#open-viewer").is_visible()
+    shot(page, "11-study")
+    page.click("#whoami")
+    page.click("#mfa-enrol")
+    qr = page.wait_for_selector("img.qr")
+    assert qr is not None and qr.evaluate("i => i.naturalWidth") > 100
+    shot(page, "12-mfa-enrolment")
+    page.goto(portal.server.url + "/admin")
+    assert "Trial A" in page.inner_text("#admin-trials")
+    assert "site_coordinator@TA/S1" in page.inner_text("#admin-users")
+    shot(page, "13-admin")
     page.context.close()
