@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from fastapi.testclient import TestClient
 
 from hardening.corpus_gen import base, write
 from hardening.fuzzing import seed_files
+from trialpacs.access.apikeys import create_key
+from trialpacs.archive import Archive
 from trialpacs.dicom.parse import parse_part10
 from trialpacs.errors import InvalidInput
 from trialpacs.index import qido
+from trialpacs.settings import Settings
 from trialpacs.web import multipart
+from trialpacs.web.app import create_app
 
 
 def test_deflated_instances_are_accepted() -> None:
@@ -90,3 +97,23 @@ def test_qido_list_without_values_is_refused(level: str, key: str, value: str) -
     # A UID or number list of only separators raised IndexError in search().
     with pytest.raises(InvalidInput, match="holds no value"):
         qido.Query.from_params(level, [(key, value)])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("path", ["/api/reads/9223372036854775808", "/api/reads/0"])
+def test_read_numbers_out_of_range_are_422(tmp_path: Path, path: str) -> None:
+    # schemathesis: GET /api/reads/{read} with a huge number overflowed SQLite's
+    # INTEGER (OverflowError, a 500).
+    archive = Archive.open(Settings(data_dir=tmp_path, pipeline_executor="off"))
+    try:
+        token = create_key(archive.db, "regression-admin")
+        with TestClient(create_app(archive)) as client:
+            rsp = client.get(path, headers={"Authorization": f"Bearer {token}"})
+            assert rsp.status_code == 422
+            post = client.post(
+                path + "/sign",
+                json={"meaning": "x", "password": "y"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert post.status_code == 422
+    finally:
+        archive.close()
