@@ -188,6 +188,9 @@ def decide_series(
             record_id=row.deid_series_uid,
             record=signed_record,
             reauthenticate=reauthenticate or local_reauthenticate(archive),
+            trial=row.trial_id,
+            site=row.site_id,
+            study=row.deid_study_uid,
         )
     except SignatureRefused as exc:
         raise ReauthenticationFailed(str(exc)) from exc
