@@ -39,7 +39,8 @@ def test_workspace_persists_across_sessions_with_quota(tmp_path: Path) -> None:
             client.put("/workspace/files/notes.txt", content=b"z" * 900, headers=a).status_code
             == 201
         )
-        bad = client.put("/workspace/files/..", content=b"", headers=a)
+        # Encoded, so the client cannot fold "/files/.." into "/workspace" first.
+        bad = client.put("/workspace/files/%2E%2E", content=b"", headers=a)
         assert bad.status_code in (400, 404)
         b = bearer(login(client, "bob").json()["access_token"])
         assert client.get("/workspace/files", headers=b).json() == []
