@@ -119,9 +119,14 @@ _TIMEPOINTS = select(Study.study_uid, Study.timepoint_id).where(
 
 
 def _inserts(dialect: str) -> dict[str, Any]:
+    # RETURNING pk tells whether ON CONFLICT DO NOTHING inserted: psycopg reports
+    # rowcount -1 for these statements, which read as "inserted" and counted an
+    # instance twice when two servers stored it at the same moment.
     module: Any = postgresql if dialect == "postgresql" else sqlite
     return {
-        name: module.insert(model.__table__).on_conflict_do_nothing()
+        name: module.insert(model.__table__)
+        .on_conflict_do_nothing()
+        .returning(model.__table__.c.pk)
         for name, model in (
             ("patient", Patient),
             ("study", Study),
@@ -195,7 +200,7 @@ class _Batch:
                     "site_id": item.site_id,
                 },
             )
-            if inserted.rowcount:
+            if inserted.first() is not None:
                 self.conn.execute(_BUMP_PATIENT, {"b_pk": patient_pk})
             pk = self._scalar(_STUDY_PK, {"b_uid": item.study_uid})
         elif item.timepoint_id:
@@ -221,7 +226,7 @@ class _Batch:
                     "updated_at": self.now,
                 },
             )
-            if inserted.rowcount:
+            if inserted.first() is not None:
                 self.new_series[study_pk] = self.new_series.get(study_pk, 0) + 1
             pk = self._scalar(_SERIES_PK, {"b_uid": item.series_uid})
         assert pk is not None
@@ -247,7 +252,7 @@ class _Batch:
                 "store": item.store,
             },
         )
-        if not inserted.rowcount:
+        if inserted.first() is None:
             return False
         self.series_counts[series_pk] = self.series_counts.get(series_pk, 0) + 1
         self.study_counts[study_pk] = self.study_counts.get(study_pk, 0) + 1
