@@ -17,6 +17,7 @@ from trialpacs.audit import verify
 from trialpacs.audit.chain import Filter, query
 from trialpacs.settings import load_settings
 from trialpacs.web.app import create_app
+from trialpacs.web.audit import SKIP_PREFIXES
 
 STUDY = "1.2.3.4"
 VALUES = {"study": STUDY, "series": "1.2.3.4.5", "sop": "1.2.3.4.5.6", "trial": "T1",
@@ -44,7 +45,7 @@ def _routes(client: TestClient) -> list[tuple[str, str]]:
 
     found = set(walk(client.app.router.routes))  # type: ignore[attr-defined]
     # Probes (/health, /ready) and static viewer files are not audited; /metrics is.
-    return sorted(r for r in found if not r[1].startswith(("/health", "/ready", "/viewer")))
+    return sorted(r for r in found if not r[1].startswith(SKIP_PREFIXES))
 
 
 def _fill(template: str) -> str:

@@ -19,7 +19,7 @@ from trialpacs.access.policy import Principal
 from trialpacs.audit.chain import AuditEvent, record
 from trialpacs.index.db import Database
 
-SKIP_PREFIXES = ("/health", "/ready", "/viewer")  # probes and static files
+SKIP_PREFIXES = ("/health", "/ready", "/viewer", "/static/")  # probes and static files
 _OBJECT_PARAMS = {"study": "study", "series": "series", "sop": "sop", "trial": "trial",
                   "site": "site"}  # fmt: skip
 
