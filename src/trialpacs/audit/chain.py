@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select, true, update
+from sqlalchemy import ColumnElement, and_, false, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from trialpacs.audit.models import AuditChainHead, AuditEntry
@@ -143,48 +143,44 @@ def _values(event: AuditEvent, seq: int, prev: str, at: str) -> dict[str, Any]:
 
 
 def append(session: Session, event: AuditEvent, now: datetime | None = None) -> dict[str, Any]:
-    """Append in the caller's transaction (so the event commits with the change it records).
-
-    The UPDATE of the head row comes first: on PostgreSQL it row-locks the
-    head until commit, on SQLite it takes the database write lock, so two
-    appenders (threads, processes or servers) can never read the same head.
-    """
-    session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(id=1))
-    head = session.get(AuditChainHead, 1, populate_existing=True)
-    if head is None:
-        head = AuditChainHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
-        session.flush()
-    values = _values(event, head.seq + 1, head.hash, utc_iso(now))
-    session.add(AuditEntry(**values))
-    head.seq = values["seq"]
-    head.hash = values["hash"]
-    session.flush()
-    return values
+    """Append in the caller's transaction (so the event commits with the change it records)."""
+    return append_many(session, [event], now)[0]
 
 
 def append_many(
     session: Session, events: Sequence[AuditEvent], now: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Several entries under one head lock and one flush (a batch store's studies)."""
-    if len(events) <= 1:
-        return [append(session, e, now) for e in events]
+    """Append several entries, in order, with one head lock, one insert and one head update.
+
+    The UPDATE of the head row comes first: on PostgreSQL it row-locks the
+    head until commit, on SQLite it takes the database write lock, so two
+    appenders (threads, processes or servers) can never read the same head.
+    Core statements rather than ORM objects: this runs inside every store
+    transaction, where flushes of tracked objects cost more than the SQL.
+    """
+    if not events:
+        return []
     session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(id=1))
-    head = session.get(AuditChainHead, 1, populate_existing=True)
+    head = session.execute(
+        select(AuditChainHead.seq, AuditChainHead.hash).where(AuditChainHead.id == 1)
+    ).first()
     if head is None:
-        head = AuditChainHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
-        session.flush()
-    seq, prev = head.seq, head.hash
-    out = []
+        session.execute(insert(AuditChainHead).values(id=1, seq=0, hash=GENESIS))
+        seq, prev = 0, GENESIS
+    else:
+        seq, prev = int(head.seq), str(head.hash)
+    at = utc_iso(now)
+    rows: list[dict[str, Any]] = []
     for event in events:
-        values = _values(event, seq + 1, prev, utc_iso(now))
-        session.add(AuditEntry(**values))
-        seq, prev = values["seq"], values["hash"]
-        out.append(values)
-    head.seq, head.hash = seq, prev
-    session.flush()
-    return out
+        seq += 1
+        values = _values(event, seq, prev, at)
+        prev = values["hash"]
+        rows.append(values)
+    session.execute(insert(AuditEntry), rows)
+    session.execute(
+        update(AuditChainHead).where(AuditChainHead.id == 1).values(seq=seq, hash=prev)
+    )
+    return rows
 
 
 def record(db: Database, event: AuditEvent) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def append_stored(session: Session, items: Iterable[tuple[AuditEvent | None, Sto
     for template, item in items:
         tpl = template or DEFAULT
         groups.setdefault((id(tpl), item.study), (tpl, []))[1].append(item)
-    events = []
+    events: list[AuditEvent] = []
     for tpl, group in groups.values():
         first = group[0]
         series = sorted({g.series for g in group})
