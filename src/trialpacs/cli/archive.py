@@ -123,6 +123,25 @@ def import_cmd(
         str | None,
         typer.Option("--timepoint", help="The visit (a time point of the trial) of these studies."),
     ] = None,
+    patient_id: Annotated[
+        str,
+        typer.Option(
+            "--patient-id",
+            help="Patient of PDF, text and video files (HL7/FHIR name their own; a sidecar "
+            "NAME.EXT.json next to a file names its own).",
+        ),
+    ] = "",
+    patient_name: Annotated[
+        str, typer.Option("--patient-name", help="Their name (FAMILY^GIVEN).")
+    ] = "",
+    birth_date: Annotated[
+        str, typer.Option("--birth-date", help="Their birth date (YYYYMMDD).")
+    ] = "",
+    sex: Annotated[str, typer.Option("--sex", help="Their sex (M, F, O).")] = "",
+    issuer: Annotated[
+        str,
+        typer.Option("--issuer", help="Issuer of the patient ID, as the site's PACS sends it."),
+    ] = "",
 ) -> None:
     """Import DICOM files, folders and zip archives into the archive.
 
@@ -132,9 +151,14 @@ def import_cmd(
     are identified data of that site: they go to its quarantine and through
     the pipeline, never straight to the published archive; --timepoint names
     their visit (otherwise the data or the trial's day windows decide).
+    Record files (PDF, text, MP4/MOV video, HL7 v2, FHIR JSON) are wrapped as
+    DICOM on the way in, like the upload route; PDF, text and video need
+    --patient-id or a sidecar NAME.EXT.json ({"patient_id": ..., ...}).
     """
     from trialpacs.ingest.importer import collect, import_items
     from trialpacs.ingest.store import PUBLISHED, Placement
+    from trialpacs.records.identity import PatientIdentity
+    from trialpacs.records.intake import Intake
 
     if (trial is None) != (site is None):
         console.print("[red]error:[/red] --trial and --site go together")
@@ -142,6 +166,23 @@ def import_cmd(
     if timepoint is not None and trial is None:
         console.print("[red]error:[/red] --timepoint needs --trial and --site")
         raise typer.Exit(2)
+    given = [patient_id, patient_name, birth_date, sex, issuer]
+    if any(given) and trial is None:
+        console.print("[red]error:[/red] --patient-id and the like need --trial and --site")
+        raise typer.Exit(2)
+    if any(given) and not patient_id:
+        console.print("[red]error:[/red] --patient-name, --birth-date, --sex, --issuer need "
+                      "--patient-id")
+        raise typer.Exit(2)
+    try:
+        records = Intake(
+            PatientIdentity(patient_id, patient_name, birth_date, sex, issuer)
+            if patient_id else None,
+            time_point=timepoint or "",
+        )
+    except TrialpacsError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     archive = Archive.open(settings)
     placement: Placement = PUBLISHED
@@ -164,7 +205,11 @@ def import_cmd(
     ) as progress:
         task = progress.add_task("import", total=len(items))
         report = import_items(
-            archive, items, lambda _: progress.advance(task), placement=placement
+            archive,
+            items,
+            lambda _: progress.advance(task),
+            placement=placement,
+            records=records,
         )
     archive.close()
     table = Table(title="import summary")

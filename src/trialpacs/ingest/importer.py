@@ -6,11 +6,15 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trialpacs.archive import Archive
 from trialpacs.errors import TrialpacsError
 from trialpacs.ingest.sources import SourceItem, ZipLimits, iter_sources
 from trialpacs.ingest.store import PUBLISHED, Placement, StoreOutcome, StoreStatus, store_many
+
+if TYPE_CHECKING:
+    from trialpacs.records.intake import Intake
 
 QUARANTINE = "quarantine"  # trials.models.QUARANTINE (ingest does not import trials)
 
@@ -45,9 +49,19 @@ def import_items(
     progress: Callable[[SourceItem], None] | None = None,
     batch_bytes: int = 64 * 1024 * 1024,
     placement: Placement = PUBLISHED,
+    records: Intake | None = None,
 ) -> ImportReport:
-    """Store items in batches (one index transaction each), bounded in memory."""
+    """Store items in batches (one index transaction each), bounded in memory.
+
+    Into a site's quarantine, record files (PDF, text, HL7 v2, FHIR, MP4/MOV)
+    are wrapped as DICOM by ``records.intake``; ``records`` is what the
+    command says about them (the patient of files that do not name theirs),
+    and a sidecar ``NAME.EXT.json`` next to a file overrides it for that file.
+    """
     report = ImportReport()
+    sidecars: dict[str, SourceItem] = {}
+    if placement.collection == QUARANTINE:
+        items, sidecars = _split_sidecars(items)
     batch: list[tuple[SourceItem, bytes]] = []
     size = 0
 
@@ -71,7 +85,7 @@ def import_items(
             continue
         if placement.collection == QUARANTINE:
             try:
-                data = _wrap_message(data, item.label)
+                data = _wrap_record(data, item.label, records, sidecars.get(item.label))
             except TrialpacsError as exc:
                 report.failed.append((item.label, str(exc)))
                 if progress:
@@ -86,25 +100,50 @@ def import_items(
     return report
 
 
-def _wrap_message(data: bytes, label: str) -> bytes:
-    """HL7 v2 and FHIR files name their patient: they enter a site's quarantine as DICOM SR.
+def _split_sidecars(items: list[SourceItem]) -> tuple[list[SourceItem], dict[str, SourceItem]]:
+    """Files and the sidecars of files (``scan.pdf.json`` next to ``scan.pdf``)."""
+    labels = {item.label for item in items}
+    sidecars = {
+        item.label[: -len(".json")]: item
+        for item in items
+        if item.label.endswith(".json") and item.label[: -len(".json")] in labels
+    }
+    taken = {id(s) for s in sidecars.values()}
+    return [item for item in items if id(item) not in taken], sidecars
 
-    Everything else is stored as it is (DICOM, or refused by the store path
-    as not DICOM); PDFs and videos need the patient from the upload route or
-    ``trialpacs deid --patient-id``.
+
+def _wrap_record(
+    data: bytes, label: str, given: Intake | None, sidecar: SourceItem | None
+) -> bytes:
+    """Record files enter a site's quarantine as DICOM wrappers (``records.intake``).
+
+    HL7 v2 and FHIR name their patient; PDF, text and video need one from the
+    command or a sidecar, else they are refused naming the file. DICOM and
+    what is no record are passed on as they are (the store path judges them).
     """
     if len(data) > 132 and data[128:132] == b"DICM":
         return data
+    from trialpacs.errors import InvalidInput
     from trialpacs.records.formats import RecordFormat, detect_format
     from trialpacs.records.intake import Intake, wrap_record
+    from trialpacs.records.sidecar import read_sidecar, sidecar_name
 
     try:
         fmt = detect_format(data, label)
     except TrialpacsError:
         return data
-    if fmt not in (RecordFormat.HL7V2, RecordFormat.FHIR):
-        return data
-    return wrap_record(data, label, Intake())[1]
+    intake = given or Intake()
+    if sidecar is not None:
+        intake = read_sidecar(sidecar.read(), sidecar.label, intake)
+    if intake.patient is None and fmt in (
+        RecordFormat.PDF, RecordFormat.TEXT, RecordFormat.VIDEO
+    ):
+        name = label.rsplit("/", 1)[-1]
+        raise InvalidInput(
+            f"{name}: a {fmt.value} record does not name its patient; give --patient-id "
+            f"(and --patient-name, --birth-date) or a sidecar {sidecar_name(name)}"
+        )
+    return wrap_record(data, label, intake)[1]
 
 
 def _count(report: ImportReport, item: SourceItem, outcome: StoreOutcome | TrialpacsError) -> None:
