@@ -1,0 +1,150 @@
+"""A published record opens for a reviewer: PDF and video in OHIF, video in the portal.
+
+Records go in as a site coordinator's would (``records.intake``), through the
+pipeline (de-identified, published), then a reader of the trial signs in to
+the portal in headless Debian Chromium. Screenshots go to
+``test-artifacts/records``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from support.services import LiveServer, live_server
+from trialpacs.access import users
+from trialpacs.archive import Archive
+from trialpacs.config import apply, load_text
+from trialpacs.pipeline import qc
+from trialpacs.pipeline.process import process_series
+from trialpacs.records.catalog import list_published
+from trialpacs.records.intake import Intake, take_in
+from trialpacs.settings import load_settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "records"))
+from labelled_records import person, text_pdf, video_clip
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = os.environ.get("TRIALPACS_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = (
+    Path(
+        os.environ.get(
+            "TRIALPACS_ARTIFACTS", Path(__file__).resolve().parents[2] / "test-artifacts"
+        )
+    )
+    / "records"
+)
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--autoplay-policy=no-user-gesture-required"]  # fmt: skip
+PASSWORD = "Browser-records-pass-12"
+CONFIG = """\
+version: 1
+regions: [{{id: eu}}]
+storage_backends:
+  - {{name: q-eu, kind: local, path: {tmp}/q-eu, region: eu, purpose: identified}}
+profiles: [{{name: basic, extends: trial}}]
+sites:
+  - {{id: S1, name: Site one, region: eu, identified_backend: q-eu}}
+trials:
+  - id: TA
+    name: Trial A
+    profile: basic
+    deid_regions: [local, eu]
+    sites: [{{site: S1}}]
+"""
+
+
+@dataclass
+class Published:
+    server: LiveServer
+    browser: Browser
+    pdf_study: str
+    video_study: str
+
+    def signed_in(self) -> Page:
+        page = self.browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+        page.goto(self.server.url + "/login")
+        page.fill("input[name=username]", "rhea")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("#sign-in")
+        page.wait_for_url("**/worklist")
+        return page
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Published]:
+    tmp = tmp_path_factory.mktemp("records-browser")
+    archive = Archive.open(
+        load_settings(None, data_dir=tmp, cookie_secure=False, pipeline_executor="off")
+    )
+    apply(archive, load_text(CONFIG.format(tmp=tmp)))
+    rng = random.Random(12)
+    p = person(rng)
+    studies = {}
+    for name, data in [
+        ("report.pdf", text_pdf(p, rng).data),
+        ("clip.mp4", video_clip(p, rng, frames=50).data),
+    ]:
+        res = take_in(archive, "TA", "S1", data, name, Intake(p.identity()))
+        assert process_series(archive, res.series_uid, qc.PassThroughQc()).state == "published"
+    for entry in list_published(archive, "TA"):
+        studies[entry.kind] = entry.study_uid
+    users.add_user(archive.db, "rhea", password=PASSWORD)
+    users.grant(archive.db, "rhea", "reader@TA")
+    archive.close()
+    assert set(studies) == {"Records: PDF", "Records: video"}, studies
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    env = {"TRIALPACS_COOKIE_SECURE": "false", "TRIALPACS_PIPELINE_EXECUTOR": "off"}
+    with live_server(tmp, env) as server, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield Published(server, browser, studies["Records: PDF"], studies["Records: video"])
+        finally:
+            browser.close()
+
+
+def _playing(page: Page, selector: str) -> tuple[int, float, float]:
+    """readyState, then currentTime before and after a second of playback (muted)."""
+    page.wait_for_function(
+        f"() => {{ const v = document.querySelector('{selector}');"
+        " return v && v.readyState >= 2; }}",
+        timeout=60_000,
+    )
+    state, start = page.evaluate(
+        f"""async () => {{
+            const v = document.querySelector('{selector}');
+            v.muted = true; await v.play();
+            return [v.readyState, v.currentTime];
+        }}"""
+    )
+    page.wait_for_timeout(1200)
+    now = page.evaluate(f"() => document.querySelector('{selector}').currentTime")
+    return state, start, now
+
+
+def _region(shot: bytes, box: dict[str, float]) -> np.ndarray:
+    image = np.asarray(Image.open(io.BytesIO(shot)).convert("L"))
+    y, x = int(box["y"]), int(box["x"])
+    return image[y : y + int(box["height"]), x : x + int(box["width"])]
+
+
+def test_video_plays_in_the_portal_study_page(published: Published) -> None:
+    page = published.signed_in()
+    page.goto(f"{published.server.url}/studies/{published.video_study}")
+    state, start, now = _playing(page, "#records video")
+    page.screenshot(path=str(ARTIFACTS / "portal-video.png"))
+    assert state >= 2
+    assert now > start + 0.3, (start, now)
+    page.context.close()
