@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -217,11 +217,28 @@ class Settings(BaseSettings):
         description="QC hook run on each de-identified series, as module:attribute "
         "(default: the anatomy QC, docs/qc.md).",
     )
-    qc_thresholds: dict[str, dict[str, Any]] = Field(
+    qc_thresholds: dict[str, Any] = Field(
         default_factory=dict,
-        description="Anatomy QC thresholds per trial ID ('*': every trial), e.g. "
-        '{"*": {"hold": 0.5}, "T1": {"hold": 0.6, "image_weight": 0.7}} (docs/qc.md).',
+        description="Installation-wide default of the anatomy QC block; a trial's own "
+        "`qc:` block in its configuration overrides it key by key, e.g. "
+        '{"hold": 0.5, "method": "lof"} (docs/qc.md).',
     )
+
+    @field_validator("qc_thresholds")
+    @classmethod
+    def _qc_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from trialpacs.config.schema import QcCfg
+
+        nested = sorted(k for k, v in value.items() if isinstance(v, dict))
+        if nested:
+            raise ValueError(
+                f"qc_thresholds is the installation-wide default, not a table per trial "
+                f"(found {', '.join(nested)}): put per-trial thresholds in the trial's "
+                "`qc:` block of its configuration"
+            )
+        QcCfg.model_validate(value)
+        return value
+
     deid_secret: str | None = Field(
         default=None,
         description="Secret for pseudonyms, UIDs and date shifts. Default: read from (or "

@@ -77,13 +77,14 @@ def test_fusion_gives_reasons_and_trusts_the_image_over_swapped_labels() -> None
     assert fuse(cold.metadata, None, Thresholds(hold_unverifiable=True)).status == "hold"
 
 
-def test_thresholds_per_trial_and_bad_names_are_refused() -> None:
-    table: dict[str, dict[str, object]] = {"*": {"hold": 0.6}, "T1": {"image_weight": 0.8}}
-    t1 = for_trial(table, "T1")
-    assert (t1.hold, t1.image_weight) == (0.6, 0.8)
-    assert for_trial(table, "T2").image_weight == Thresholds().image_weight
-    with pytest.raises(ValueError, match="unknown QC threshold"):
-        for_trial({"T1": {"hodl": 0.5}}, "T1")
+def test_trial_thresholds_override_the_installation_default_and_bad_names_are_refused() -> None:
+    installation: dict[str, object] = {"hold": 0.6, "method": "iforest"}
+    t1 = for_trial(installation, {"image_weight": 0.8})
+    assert (t1.hold, t1.image_weight, t1.method) == (0.6, 0.8, "isolation_forest")
+    assert for_trial(installation, {}).image_weight == Thresholds().image_weight
+    assert for_trial({}, {"hold": 0.7}).hold == 0.7
+    with pytest.raises(ValueError, match="hodl"):
+        for_trial({}, {"hodl": 0.5})
 
 
 def test_metadata_of_variants_still_names_the_source_anatomy(sources: dict[str, Source]) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from qc.support import part10, series
 from trialpacs.access import users
@@ -53,6 +54,14 @@ trials:
     timepoints:
       - {{id: BL, modalities: [MR], anatomy: [SHOULDER]}}
     sites: [{{site: S1}}]
+    qc: {{hold: 0.5, min_reference: 10}}
+  - id: SCOUTOK
+    profile: qcprof
+    deid_regions: [local, eu]
+    timepoints:
+      - {{id: BL, modalities: [MR], anatomy: [SHOULDER]}}
+    sites: [{{site: S1}}]
+    qc: {{accept_localizers: true}}
   - id: OTHER
     profile: qcprof
     deid_regions: [local, eu]
@@ -68,8 +77,8 @@ class World:
     keys: dict[str, str]  # label -> pipeline key
 
 
-def _send(archive: Archive, datasets: list[Any]) -> str:
-    outcomes = store_for_site(archive, [part10(d) for d in datasets], "SHO1", "S1")
+def _send(archive: Archive, datasets: list[Any], trial: str = "SHO1") -> str:
+    outcomes = store_for_site(archive, [part10(d) for d in datasets], trial, "S1")
     assert all(not isinstance(o, Exception) for o in outcomes), outcomes
     assert schedule(archive) == 1
     job = jobs.claim(archive.db, "test", 60)
@@ -95,7 +104,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, sources: dict[str, Source]) 
             cookie_secure=False,
             pipeline_executor="off",
             series_settle_seconds=0,
-            qc_thresholds={"SHO1": {"hold": 0.5, "min_reference": 10}},
+            qc_thresholds={"hold": 0.5, "z_hold": 6.0},  # installation default
         )
     )
     apply(archive, load_text(CONFIG.format(tmp=tmp)))
@@ -112,6 +121,12 @@ def world(tmp_path_factory: pytest.TempPathFactory, sources: dict[str, Source]) 
     # A brain labelled SHOULDER: the image layer must catch it.
     keys["brain"] = _send(archive, series(sources["brain"], 101, **shoulder))
     keys["late_shoulder"] = _send(archive, series(sources["shoulder"], 50, **shoulder))
+    # A scout of the right anatomy, filed as the diagnostic series.
+    scout = {**shoulder, "ProtocolName": "3-plane localizer"}
+    keys["localizer"] = _send(archive, series(sources["shoulder"], 60, "localizer", **scout))
+    keys["accepted_localizer"] = _send(
+        archive, series(sources["shoulder"], 61, "localizer", **scout), trial="SCOUTOK"
+    )
     for label, key in keys.items():
         states[label] = _state(archive, key)
     with TestClient(create_app(archive)) as client:
@@ -171,6 +186,41 @@ def test_queue_lists_held_series_for_the_trials_data_manager(world: World) -> No
     assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
     other = world.client.get("/api/qc/queue", headers=_token(world, "dm2"))
     assert other.status_code == 200 and other.json() == []
+
+
+def test_localizer_filed_as_diagnostic_series_is_held_unless_the_trial_accepts_it(
+    world: World,
+) -> None:
+    assert world.states["localizer"] == "held_qc"
+    row = _row(world, "localizer")
+    assert row.verdict == "hold" and row.stratum.endswith("/localizer")
+    assert "localizer filed as diagnostic series" in row.reasons
+    with world.archive.db.read() as session:
+        reason = session.scalars(
+            select(PipelineSeries.reason).where(
+                PipelineSeries.series_uid == world.keys["localizer"]
+            )
+        ).one()
+    assert reason.startswith("localizer filed as diagnostic series")
+    assert world.states["accepted_localizer"] == "published"
+    assert "localizer filed" not in _row(world, "accepted_localizer").reasons
+
+
+def test_queue_received_is_when_the_series_arrived(world: World) -> None:
+    arrived = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with world.archive.db.write() as session:
+        session.execute(
+            update(Series)
+            .where(Series.series_uid == world.keys["localizer"])
+            .values(created_at=arrived)
+        )
+    r = world.client.get("/api/qc/queue?trial=SHO1", headers=_token(world, "dm"))
+    items = {i["series_uid"]: i for i in r.json()}
+    item = items[_row(world, "localizer").deid_series_uid]
+    received = datetime.fromisoformat(item["received"])
+    assert received.replace(tzinfo=None) == arrived.replace(tzinfo=None)
+    # Oldest arrival first, whenever QC looked at it.
+    assert next(iter(items)) == item["series_uid"]
 
 
 def test_other_trials_data_manager_gets_404(world: World) -> None:

@@ -67,6 +67,26 @@ class TimePointCfg(_Strict):
     window_days: tuple[int, int] | None = None
 
 
+class QcCfg(_Strict):
+    """Anatomy QC knobs of one trial (docs/qc.md); an unset key takes the installation default.
+
+    ``None`` means "not set here", so exporting writes back only what the trial chose
+    and a later change of the installation default still reaches the other keys.
+    """
+
+    hold: float | None = Field(default=None, ge=0.0, le=1.0)
+    image_weight: float | None = Field(default=None, ge=0.0, le=1.0)
+    z_hold: float | None = Field(default=None, gt=0.0)
+    min_reference: int | None = Field(default=None, ge=2)
+    min_stratum: int | None = Field(default=None, ge=2)
+    method: Literal["lof", "iforest"] | None = None
+    hold_unverifiable: bool | None = None
+    accept_localizers: bool | None = None
+
+    def chosen(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
 class TrialSiteCfg(_Strict):
     site: str
     ae_title: str | None = Field(default=None, min_length=1, max_length=16)
@@ -84,6 +104,7 @@ class TrialCfg(_Strict):
     ae_title: str | None = Field(default=None, min_length=1, max_length=16)
     timepoints: list[TimePointCfg] = []
     sites: list[TrialSiteCfg] = []
+    qc: QcCfg | None = None
 
 
 class RoleCfg(_Strict):
@@ -114,5 +135,7 @@ class ConfigDoc(_Strict):
         doc.trials.sort(key=lambda t: t.id)
         for t in doc.trials:
             t.sites.sort(key=lambda ts: ts.site)
+            if t.qc is not None and not t.qc.chosen():
+                t.qc = None  # `qc: {}` and no block at all mean the same
         doc.roles.sort(key=lambda r: r.name)
         return doc

@@ -22,6 +22,7 @@ from trialpacs.config.schema import (
     BackendCfg,
     ConfigDoc,
     ProfileCfg,
+    QcCfg,
     RegionCfg,
     RoleCfg,
     SiteCfg,
@@ -154,6 +155,7 @@ def _read(session: Session) -> ConfigDoc:
                     for tp in tps
                 ],
                 sites=[TrialSiteCfg(site=sid, ae_title=ae) for sid, ae in enrolled],
+                qc=QcCfg.model_validate(json.loads(t.qc or "{}")),
             )
         )
     roles = [
@@ -391,6 +393,7 @@ def _apply_trials(session: Session, d: ConfigDoc) -> None:
                 "deid_regions": json.dumps(t.deid_regions),
                 "publish_to": json.dumps(t.publish_to),
                 "ae_title": t.ae_title,
+                "qc": json.dumps(t.qc.chosen() if t.qc else {}, sort_keys=True),
             }
             for t in d.trials
         },

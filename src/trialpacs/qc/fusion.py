@@ -17,7 +17,7 @@ from trialpacs.qc.outliers import Scored
 
 @dataclass(frozen=True, slots=True)
 class Thresholds:
-    """Per-trial knobs (settings ``qc_thresholds``; ``*`` is the default for every trial)."""
+    """Per-trial knobs: the trial's ``qc:`` block over the installation default (docs/qc.md)."""
 
     hold: float = 0.5  # fused score at or above which a series is held
     image_weight: float = 0.6
@@ -26,6 +26,7 @@ class Thresholds:
     min_stratum: int = 10
     method: Literal["lof", "isolation_forest"] = "lof"
     hold_unverifiable: bool = False  # hold when neither layer can say anything
+    accept_localizers: bool = False  # a localizer may be filed as the diagnostic series
 
     @classmethod
     def from_mapping(cls, values: dict[str, object]) -> Thresholds:
@@ -39,8 +40,16 @@ class Thresholds:
         return cls(**values)  # type: ignore[arg-type]
 
 
-def for_trial(table: dict[str, dict[str, object]], trial_id: str) -> Thresholds:
-    merged = {**table.get("*", {}), **table.get(trial_id, {})}
+def for_trial(installation: dict[str, object], trial: dict[str, object]) -> Thresholds:
+    """The trial's ``qc:`` keys over the installation default, both in configuration spelling.
+
+    Both are validated with the configuration schema, so a bad value names its key.
+    """
+    from trialpacs.config.schema import QcCfg
+
+    merged = {**QcCfg.model_validate(installation).chosen(), **QcCfg.model_validate(trial).chosen()}
+    if merged.get("method") == "iforest":
+        merged["method"] = "isolation_forest"
     return Thresholds.from_mapping(merged)
 
 

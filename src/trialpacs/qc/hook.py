@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from pydicom import dcmread
@@ -25,6 +26,7 @@ from trialpacs.qc.fusion import QcResult, Thresholds, for_trial, fuse
 from trialpacs.qc.outliers import Scored, Stratum
 
 log = logging.getLogger(__name__)
+LOCALIZER_REASON = "localizer filed as diagnostic series"
 
 
 def _position(ds: Dataset) -> float:
@@ -51,9 +53,11 @@ class AnatomyQc:
     def check(self, series: SeriesForQc) -> QcVerdict:
         if not series.expected_anatomy:
             return QcVerdict("pass")
-        settings = series.archive.settings if series.archive is not None else None
+        archive = series.archive
+        installation = archive.settings.qc_thresholds if archive is not None else {}
+        trial = store.trial_qc(archive.db, series.trial_id) if archive is not None else {}
         try:
-            thresholds = for_trial(settings.qc_thresholds if settings else {}, series.trial_id)
+            thresholds = for_trial(installation, trial)
         except (TypeError, ValueError) as exc:
             return QcVerdict("hold", f"QC thresholds of trial {series.trial_id}: {exc}")
         try:
@@ -123,4 +127,8 @@ def assess_series(
             min_reference=thresholds.min_reference,
             method=thresholds.method,
         )
-    return fuse(meta, image, thresholds), stratum, vector, thumb
+    result = fuse(meta, image, thresholds)
+    if fam == "localizer" and not thresholds.accept_localizers:
+        # A scout is a planning image: whatever its anatomy, it is not the diagnostic series.
+        result = replace(result, status="hold", reasons=(LOCALIZER_REASON, *result.reasons))
+    return result, stratum, vector, thumb

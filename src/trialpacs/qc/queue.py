@@ -13,16 +13,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from trialpacs.access.policy import Principal, Resource, decide
 from trialpacs.archive import Archive
 from trialpacs.audit import AuditEvent, record
 from trialpacs.audit.signatures import SignatureRefused, sign
 from trialpacs.errors import Conflict, InvalidInput, NotFound, TrialpacsError
-from trialpacs.index.models import utcnow
+from trialpacs.index.models import Series, utcnow
 from trialpacs.qc.models import QcSeries
 from trialpacs.trials.models import PipelineSeries
 
@@ -70,21 +71,29 @@ def _resource(row: QcSeries) -> Resource:
     return Resource(kind="image", trial=row.trial_id, site=row.site_id, collection="published")
 
 
+def _iso(value: object) -> str:
+    # SQLite hands a coalesced timestamp back as text, PostgreSQL as a datetime.
+    return value.isoformat() if isinstance(value, datetime) else str(value or "")
+
+
 def list_queue(archive: Archive, principal: Principal, trial: str | None = None) -> list[QueueItem]:
     """Held, undecided series of the trials the caller may QC, oldest first."""
+    # Received = when the series arrived (its first instance stored), not when QC saw it.
+    received = func.coalesce(Series.created_at, QcSeries.created_at)
     stmt = (
-        select(QcSeries, PipelineSeries.state)
+        select(QcSeries, PipelineSeries.state, received)
         .join(PipelineSeries, PipelineSeries.series_uid == QcSeries.series_uid)
+        .outerjoin(Series, Series.series_uid == QcSeries.series_uid)
         .where(QcSeries.verdict == "hold", QcSeries.decision == "")
         .where(PipelineSeries.state == "held_qc")
-        .order_by(QcSeries.created_at, QcSeries.pk)
+        .order_by(received, QcSeries.pk)
     )
     if trial is not None:
         stmt = stmt.where(QcSeries.trial_id == trial)
     with archive.db.read() as session:
         rows = session.execute(stmt).all()
     items = []
-    for row, state in rows:
+    for row, state, arrived in rows:
         if not decide(principal, "qc", _resource(row)):
             continue
         items.append(
@@ -98,7 +107,7 @@ def list_queue(archive: Archive, principal: Principal, trial: str | None = None)
                 modality=row.modality,
                 reasons=json.loads(row.reasons or "[]"),
                 state=state,
-                received=row.created_at.isoformat(),
+                received=_iso(arrived),
                 score=row.fused_score,
                 metadata=row.metadata_status,
                 image_score=row.image_score,

@@ -18,6 +18,16 @@ from trialpacs.qc.outliers import Stratum
 REFERENCE_LIMIT = 500
 
 
+def trial_qc(db: Database, trial_id: str) -> dict[str, Any]:
+    """The keys the trial's ``qc:`` configuration block sets (``{}`` for none or no trial)."""
+    from trialpacs.trials.models import Trial
+
+    with db.read() as session:
+        text = session.scalar(select(Trial.qc).where(Trial.trial_id == trial_id))
+    value = json.loads(text or "{}")
+    return value if isinstance(value, dict) else {}
+
+
 def decision(db: Database, series_uid: str) -> str:
     with db.read() as session:
         value = session.scalar(select(QcSeries.decision).where(QcSeries.series_uid == series_uid))

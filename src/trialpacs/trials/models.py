@@ -84,6 +84,8 @@ class Trial(Base):
     ae_title: Mapped[str | None] = mapped_column(String(16), nullable=True, unique=True)
     # De-identified backends published data is also copied to (JSON list of names).
     publish_to: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    # The trial's anatomy QC block (JSON of the keys it sets; migration 0012).
+    qc: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
 
 
 class TrialSite(Base):
