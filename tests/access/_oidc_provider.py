@@ -3,7 +3,11 @@
 Authorization code flow with PKCE (S256) and client_secret_basic; ID tokens
 are RS256-signed with a key generated at start (joserfc, authlib's JOSE
 library). Knobs let tests make it misbehave: expired ID tokens, tampered
-payloads, a foreign signing key, a wrong audience.
+payloads, a foreign signing key, a wrong audience. Like a real provider it
+keeps a sign-in session: ``auth_time`` is when the user last authenticated,
+renewed only when the request forces it (``prompt=login`` or ``max_age=0``)
+unless ``ignore_force`` makes it behave like a provider that does not
+honour those; ``requests`` records every authorization request's parameters.
 """
 
 from __future__ import annotations
@@ -44,6 +48,9 @@ class Provider:
     foreign_key: bool = False
     audience: str = CLIENT_ID
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    requests: list[dict[str, str]] = field(default_factory=list)
+    session_auth_time: int | None = None
+    ignore_force: bool = False
 
     def app(self) -> Starlette:
         return Starlette(
@@ -79,8 +86,13 @@ class Provider:
             return JSONResponse({"error": "invalid_client"}, 400)
         if q.get("response_type") != "code" or q.get("code_challenge_method") != "S256":
             return JSONResponse({"error": "invalid_request"}, 400)
+        self.requests.append(dict(q))
+        forced = q.get("prompt") == "login" or q.get("max_age") == "0"
+        if self.session_auth_time is None or (forced and not self.ignore_force):
+            self.session_auth_time = int(time.time())  # the user types the password here
         code = secrets.token_urlsafe(16)
         self.codes[code] = {
+            "auth_time": self.session_auth_time,
             "nonce": q.get("nonce"),
             "challenge": q.get("code_challenge"),
             "user": dict(self.user),
@@ -108,6 +120,7 @@ class Provider:
             "iat": now,
             "exp": now + self.id_token_seconds,
             "nonce": grant["nonce"],
+            "auth_time": grant["auth_time"],
             **grant["user"],
         }
         key = RSAKey.generate_key(2048, parameters={"kid": "k1"}) if self.foreign_key else self.key

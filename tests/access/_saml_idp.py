@@ -2,14 +2,19 @@
 
 Keys and self-signed certificates are generated at test time with
 ``cryptography``; nothing secret is committed. The IdP answers AuthnRequests
-with a signed assertion for whichever identity the test sets.
+with a signed assertion for whichever identity the test sets. It keeps a
+sign-in session: the AuthnInstant is when the user last authenticated,
+renewed only for a request with ``ForceAuthn="true"`` unless
+``ignore_force`` makes it an IdP that ignores it; ``requests`` records each
+request's ForceAuthn.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -66,6 +71,9 @@ class Idp:
     sp_key: Path
     sp_cert: Path
     lifetime_minutes: int = 5
+    session_instant: float | None = None
+    ignore_force: bool = False
+    requests: list[dict[str, str]] = field(default_factory=list)
 
     def answer(
         self, redirect_location: str, identity: dict[str, list[str]], *, sign: bool = True
@@ -74,6 +82,10 @@ class Idp:
         query = parse_qs(urlparse(redirect_location).query)
         request = self.server.parse_authn_request(query["SAMLRequest"][0], BINDING_HTTP_REDIRECT)
         message = request.message
+        force = str(message.force_authn or "").lower() == "true"
+        self.requests.append({"id": str(message.id), "force_authn": str(message.force_authn)})
+        if self.session_instant is None or (force and not self.ignore_force):
+            self.session_instant = time.time()  # the user authenticates here
         policy = Policy(
             {"default": {"lifetime": {"minutes": self.lifetime_minutes}}},
             mds=self.server.metadata,
@@ -84,7 +96,10 @@ class Idp:
             destination=message.assertion_consumer_service_url,
             sp_entity_id=message.issuer.text,
             name_id=NameID(format=NAMEID_FORMAT_PERSISTENT, text=identity["uid"][0]),
-            authn={"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password"},
+            authn={
+                "class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:Password",
+                "authn_instant": self.session_instant,
+            },
             sign_assertion=sign,
             sign_response=False,
             release_policy=policy,

@@ -482,12 +482,15 @@ def auth_route(method: str, path: str) -> Check:
         "/auth/saml/metadata": 404,
         "/auth/login": 422,  # no body
         "/auth/token/refresh": 422,
+        "/auth/reauth": 409,  # signing re-authenticates these accounts by password
     }[path]
 
     def check(w: World, role: str, obj: str) -> None:
         if obj != "X":
             return
         kw: dict[str, Any] = {"json": {"code": "123456"}} if path == "/auth/mfa/confirm" else {}
+        if path == "/auth/reauth":
+            kw = {"json": {"purpose": "read:1"}}
         r = w.request(role, method, path, **kw)
         assert r.status_code == expected, (path, role, r.text)
 
@@ -559,6 +562,7 @@ MATRIX: dict[tuple[str, str], Check] = {
             ("GET", "/auth/saml/login"),
             ("POST", "/auth/saml/acs"),
             ("GET", "/auth/saml/metadata"),
+            ("POST", "/auth/reauth"),
         ]
     },
     **{

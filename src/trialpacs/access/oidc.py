@@ -111,20 +111,26 @@ class OidcProvider:
             timeout=self.timeout,
         )
 
-    def begin(self, next_url: str = "/") -> tuple[str, Pending]:
-        """The provider URL to send the browser to, and what to remember until it returns."""
+    def begin(self, next_url: str = "/", *, force: bool = False) -> tuple[str, Pending]:
+        """The provider URL to send the browser to, and what to remember until it returns.
+
+        ``force`` (an e-signature) asks the provider to authenticate the user
+        again, whatever session it has: ``prompt=login`` and ``max_age=0``.
+        """
         pending = Pending(
             state=secrets.token_urlsafe(24),
             nonce=secrets.token_urlsafe(24),
             code_verifier=secrets.token_urlsafe(48),
             next_url=next_url,
         )
+        extra = {"prompt": "login", "max_age": "0"} if force else {}
         with self._client() as client:
             url, _ = client.create_authorization_url(
                 self.metadata()["authorization_endpoint"],
                 state=pending.state,
                 nonce=pending.nonce,
                 code_verifier=pending.code_verifier,
+                **extra,
             )
         return url, pending
 
@@ -170,6 +176,11 @@ class OidcProvider:
                 raise AuthFailed() from None
         raise AuthFailed()
 
+    @staticmethod
+    def external_id(claims: Mapping[str, Any]) -> str:
+        """The account key: issuer and subject, as ``sign_in`` stores it."""
+        return f"{claims['iss']}|{claims['sub']}"
+
     def sign_in(self, db: Database, claims: Mapping[str, Any]) -> int:
         username = str(claims.get(self.username_claim) or claims["sub"])
         values = claims.get(self.roles_claim) or []
@@ -179,7 +190,7 @@ class OidcProvider:
             db,
             "oidc",
             username=username,
-            external_id=f"{claims['iss']}|{claims['sub']}",
+            external_id=self.external_id(claims),
             grants=map_grants([str(v) for v in values], self.claim_roles),
             display_name=str(claims.get("name") or ""),
             email=str(claims.get("email") or ""),

@@ -4,9 +4,10 @@ A signature needs the signer's credential again, not the session that is
 already open. Local accounts give their password (and TOTP code, when
 enrolled; failures count towards lockout like a sign-in); LDAP/AD accounts
 bind to the directory again. Accounts from OIDC or SAML have no password
-here: they must come back from a fresh sign-in with forced authentication
-(``prompt=login`` / ``ForceAuthn``), which this module does not do, so it
-refuses them with a reason that says so.
+here: they come back from a fresh sign-in with forced authentication
+(``prompt=login`` / ``ForceAuthn``, ``access.signing_grants``) and present
+the one-time signing grant it produced in place of the password; without
+one they are refused with a reason that says so.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 from trialpacs.access.ldap import LdapDirectory
 from trialpacs.access.local import LockoutPolicy, authenticate
+from trialpacs.access.signing_grants import consume
 from trialpacs.access.users import get_user
 from trialpacs.index.db import Database
 from trialpacs.settings import Settings
@@ -30,20 +32,29 @@ def source_of(db: Database, username: str) -> str:
     return user.source if user is not None else ""
 
 
+GRANT_PREFIX = "tpg_"
+
+
 def reauthenticator(
-    db: Database, settings: Settings, otp: str | None = None
+    db: Database, settings: Settings, otp: str | None = None, purpose: str = ""
 ) -> Callable[[str, str], str]:
-    """``check(username, password) -> printed name`` for ``audit.signatures.sign``; raises when
-    the credential is wrong (the signature module audits the refusal)."""
+    """``check(username, credential) -> printed name`` for ``audit.signatures.sign``; raises when
+    the credential is wrong (the signature module audits the refusal).
+
+    For SSO accounts the credential is a signing grant for ``purpose`` (the
+    record being signed, ``read:7`` / ``qc_decision:SERIES``), used once.
+    """
 
     def check(username: str, password: str) -> str:
         source = source_of(db, username)
         if source in ("oidc", "saml"):
-            raise SsoReauthenticationRequired(
-                f"{username} signs in through {source.upper()}: signing needs a fresh "
-                "forced-authentication sign-in, which is not available yet"
-            )
-        if source == "ldap":
+            if not (purpose and password.startswith(GRANT_PREFIX)):
+                raise SsoReauthenticationRequired(
+                    f"{username} signs in through {source.upper()}: signing needs a fresh "
+                    "forced-authentication sign-in (POST /auth/reauth)"
+                )
+            consume(db, password, username=username, purpose=purpose)
+        elif source == "ldap":
             if not settings.ldap_url:
                 raise PermissionError("LDAP is not configured")
             LdapDirectory.from_settings(settings).authenticate(username, password)

@@ -8,6 +8,7 @@ window. Anything else is :class:`AuthFailed`.
 
 from __future__ import annotations
 
+import calendar
 import logging
 import shutil
 from collections.abc import Mapping
@@ -102,16 +103,28 @@ class SamlServiceProvider:
             self._client = Saml2Client(config=conf)
         return self._client
 
-    def begin(self, relay_state: str) -> tuple[str, str]:
-        """(request id to remember, URL to send the browser to)."""
+    def begin(self, relay_state: str, *, force: bool = False) -> tuple[str, str]:
+        """(request id to remember, URL to send the browser to).
+
+        ``force`` (an e-signature) sends ``ForceAuthn="true"``: the IdP must
+        authenticate the user again rather than reuse its session.
+        """
+        extra = {"force_authn": "true"} if force else {}
         request_id, info = self.client().prepare_for_authenticate(
-            relay_state=relay_state, binding=BINDING_HTTP_REDIRECT
+            relay_state=relay_state, binding=BINDING_HTTP_REDIRECT, **extra
         )
         location = dict(info["headers"])["Location"]
         return str(request_id), str(location)
 
     def finish(self, saml_response: str, request_id: str) -> tuple[str, dict[str, list[str]]]:
         """(name, attributes) from a verified response to ``request_id``."""
+        name, attrs, _ = self.finish_with_instant(saml_response, request_id)
+        return name, attrs
+
+    def finish_with_instant(
+        self, saml_response: str, request_id: str
+    ) -> tuple[str, dict[str, list[str]], float]:
+        """Like :meth:`finish`, plus the assertion's AuthnInstant (epoch seconds, 0 if absent)."""
         try:
             response = self.client().parse_authn_request_response(
                 saml_response, BINDING_HTTP_POST, outstanding={request_id: "/"}
@@ -127,16 +140,33 @@ class SamlServiceProvider:
         name = values[0] if values else (subject.text if subject is not None else "")
         if not name:
             raise AuthFailed()
-        return str(name), attrs
+        return str(name), attrs, _authn_instant(response.assertion)
+
+    def external_id(self, name: str) -> str:
+        """The account key: IdP entity id and name, as ``sign_in`` stores it."""
+        idp = self.client().metadata.identity_providers()
+        return f"{idp[0] if idp else ''}|{name}"
 
     def sign_in(self, db: Database, name: str, attrs: Mapping[str, list[str]]) -> int:
-        idp = self.client().metadata.identity_providers()
         return sign_in_external(
             db,
             "saml",
             username=name,
-            external_id=f"{idp[0] if idp else ''}|{name}",
+            external_id=self.external_id(name),
             grants=map_grants(attrs.get(self.roles_attribute, []), self.attribute_roles),
             display_name=(attrs.get("displayName") or attrs.get("cn") or [""])[0],
             email=(attrs.get("mail") or attrs.get("email") or [""])[0],
         )
+
+
+def _authn_instant(assertion: Any) -> float:
+    """Latest AuthnInstant of the assertion's AuthnStatements (0 when there is none)."""
+    from saml2.time_util import str_to_time
+
+    found = 0.0
+    statements = getattr(assertion, "authn_statement", None) or []
+    for statement in statements:
+        instant = getattr(statement, "authn_instant", None)
+        if instant:
+            found = max(found, calendar.timegm(str_to_time(instant)))
+    return found

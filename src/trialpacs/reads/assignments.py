@@ -241,7 +241,9 @@ def sign_read(
         record_kind=RECORD_KIND,
         record_id=str(row.pk),
         record=record_of(row),
-        reauthenticate=reauthenticator(archive.db, archive.settings, otp),
+        reauthenticate=reauthenticator(
+            archive.db, archive.settings, otp, purpose=f"{RECORD_KIND}:{read_id}"
+        ),
         trial=row.trial_id,
         study=row.study_uid,
     )

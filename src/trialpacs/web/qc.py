@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from trialpacs.access.policy import Principal
+from trialpacs.access.reauth import reauthenticator, source_of
 from trialpacs.archive import Archive
 from trialpacs.dicom.uids import require_uid
 from trialpacs.qc import queue
@@ -24,7 +25,14 @@ router = APIRouter(tags=["qc"])
 
 class DecisionBody(BaseModel):
     decision: str = Field(description="approve or reject")
-    password: str = Field(description="the caller's password: the signature re-authenticates")
+    password: str = Field(
+        default="", description="the caller's password: the signature re-authenticates"
+    )
+    grant: str | None = Field(
+        default=None,
+        max_length=128,
+        description="SSO accounts: the signing grant of a forced sign-in (instead of a password)",
+    )
     meaning: str | None = Field(default=None, description="Approved or Rejected")
     reason: str = Field(default="", max_length=2000)
 
@@ -58,6 +66,25 @@ async def qc_decision(
     identity: Principal = Depends(require_identity),
 ) -> Response:
     require_uid(series, "series")
+    if not (body.password or body.grant):
+        return JSONResponse(
+            {"detail": "a password (or, for single sign-on, a signing grant) is needed"}, 422
+        )
+    source = await run_in_threadpool(source_of, archive.db, identity.subject)
+    sso = source in ("oidc", "saml")
+    if sso and not body.grant:
+        return JSONResponse(
+            {
+                "detail": "this account signs in through single sign-on: signing needs a fresh "
+                "forced-authentication sign-in (POST /auth/reauth, then the grant)"
+            },
+            409,
+        )
+    check = (
+        reauthenticator(archive.db, archive.settings, purpose=f"qc_decision:{series}")
+        if sso
+        else None
+    )
     try:
         outcome = await run_in_threadpool(
             lambda: queue.decide_series(
@@ -65,9 +92,10 @@ async def qc_decision(
                 identity,
                 series,
                 decision=body.decision,
-                password=body.password,
+                password=body.grant or body.password,
                 meaning=body.meaning,
                 reason=body.reason,
+                reauthenticate=check,
             )
         )
     except queue.ReauthenticationFailed as exc:

@@ -3,9 +3,11 @@
 ``GET /api/reads`` lists the caller's reads (``?trial=T``: every read of T,
 for its data managers), ``POST /api/reads`` assigns a study to a reader,
 ``GET /api/reads/{read}`` shows one, ``POST /api/reads/{read}/sign`` signs
-with re-authentication (password, and TOTP code when enrolled). A refused
-re-authentication answers 403 and is itself an audit entry; an SSO account
-gets 409 saying a fresh forced-authentication sign-in is needed.
+with re-authentication (password, and TOTP code when enrolled; an SSO
+account gives the one-time ``grant`` of a forced sign-in started with
+``POST /auth/reauth``). A refused re-authentication answers 403
+and is itself an audit entry; an SSO account without a grant gets 409
+saying a fresh forced-authentication sign-in is needed.
 """
 
 from __future__ import annotations
@@ -36,7 +38,12 @@ class Assign(BaseModel):
 
 
 class SignRequest(BaseModel):
-    password: str = Field(min_length=1, max_length=1024)
+    password: str = Field(default="", max_length=1024)
+    grant: str | None = Field(
+        default=None,
+        max_length=128,
+        description="SSO accounts: the signing grant of a forced sign-in (instead of a password)",
+    )
     meaning: str = Field(min_length=1, max_length=32, description=", ".join(MEANINGS))
     findings: str | None = Field(default=None, max_length=assignments.MAX_FINDINGS)
     otp: str | None = Field(default=None, max_length=16)
@@ -87,6 +94,8 @@ async def sign_read(
 ) -> dict[str, Any]:
     if body.meaning not in MEANINGS:
         raise HTTPException(422, f"meaning must be one of {', '.join(MEANINGS)}")
+    if not (body.password or body.grant):
+        raise HTTPException(422, "a password (or, for single sign-on, a signing grant) is needed")
     source = await run_in_threadpool(source_of, archive.db, principal.subject)
     try:
         signed = await run_in_threadpool(
@@ -94,18 +103,18 @@ async def sign_read(
                 archive,
                 principal,
                 read,
-                password=body.password,
+                password=body.grant or body.password,
                 meaning=body.meaning,
                 findings=body.findings,
                 otp=body.otp,
             )
         )
     except SignatureRefused as exc:
-        if source in ("oidc", "saml"):
+        if source in ("oidc", "saml") and not body.grant:
             raise HTTPException(
                 409,
                 "this account signs in through single sign-on: signing needs a fresh "
-                "forced-authentication sign-in, which is not available yet",
+                "forced-authentication sign-in (POST /auth/reauth, then the grant)",
             ) from exc
         raise HTTPException(403, "re-authentication failed: the signature was not applied") from exc
     return signed.as_dict()

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from trialpacs.access import signing_grants
 from trialpacs.access.access_tokens import seal, unseal
 from trialpacs.access.authenticator import Authenticator
 from trialpacs.access.local import AuthFailed
 from trialpacs.access.oidc import OidcProvider, Pending
 from trialpacs.archive import Archive
 from trialpacs.errors import NotFound
+from trialpacs.web.auth import reauth
 from trialpacs.web.auth.finish import browser_response
 from trialpacs.web.deps import get_archive, get_authenticator
 
@@ -68,6 +70,10 @@ async def oidc_callback(
     data = unseal(auth.signer, "oidc-state", sealed) if sealed else None
     code = request.query_params.get("code")
     state = request.query_params.get("state")
+    if code and state:  # the answer to a forced sign-in for an e-signature?
+        grant = await run_in_threadpool(signing_grants.pending, archive.db, state, "oidc")
+        if grant is not None:
+            return await run_in_threadpool(reauth.finish_oidc, archive.db, oidc, grant, code, state)
     if data is None or not code or not state:
         return JSONResponse({"detail": "sign-in failed: start again"}, status_code=401)
     pending = Pending(data["state"], data["nonce"], data["code_verifier"], data["next_url"])

@@ -6,12 +6,14 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from trialpacs.access import signing_grants
 from trialpacs.access.access_tokens import seal, unseal
 from trialpacs.access.authenticator import Authenticator
 from trialpacs.access.local import AuthFailed
 from trialpacs.access.saml import SamlServiceProvider
 from trialpacs.archive import Archive
 from trialpacs.errors import InvalidInput, NotFound
+from trialpacs.web.auth import reauth
 from trialpacs.web.auth.finish import browser_response
 from trialpacs.web.deps import get_archive, get_authenticator
 
@@ -65,6 +67,14 @@ async def saml_acs(
         raise InvalidInput("the SAML response is too large")
     form = await request.form()
     saml_response = form.get("SAMLResponse")
+    relay = form.get("RelayState")
+    if isinstance(relay, str) and relay.startswith(reauth.RELAY_PREFIX):
+        # the answer to a ForceAuthn request for an e-signature
+        handle = relay[len(reauth.RELAY_PREFIX) :]
+        grant = await run_in_threadpool(signing_grants.pending, archive.db, handle, "saml")
+        if grant is None or not isinstance(saml_response, str):
+            return JSONResponse({"detail": "re-authentication expired: start again"}, 401)
+        return await run_in_threadpool(reauth.finish_saml, archive.db, sp, grant, saml_response)
     sealed = request.cookies.get(STATE_COOKIE, "")
     state = unseal(auth.signer, "saml-state", sealed) if sealed else None
     if not isinstance(saml_response, str) or state is None:
