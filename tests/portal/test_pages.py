@@ -12,12 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from pydicom.uid import generate_uid
 
-from dicomfactory import make_bytes
+from dicomfactory import make_bytes, make_dataset, to_bytes
 from trialpacs.access import users
 from trialpacs.archive import Archive
 from trialpacs.audit.chain import Filter, query
 from trialpacs.config import apply, load_text
 from trialpacs.ingest.store import Placement, StoreOutcome, store_many
+from trialpacs.portal import worklist
 from trialpacs.settings import load_settings
 from trialpacs.trials.intake import store_for_site
 from trialpacs.web.app import create_app
@@ -279,3 +280,22 @@ def test_viewer_reports_are_kept_in_the_readers_workspace(
     assert client.post("/api/measurements", content=plain, headers=headers).status_code == 409
     other, _ = report_body(studies["T2"])
     assert client.post("/api/measurements", content=other, headers=headers).status_code == 404
+
+
+def test_worklist_time_point_filter_runs_in_sql(
+    client: TestClient, world: tuple[Archive, dict[str, str]]
+) -> None:
+    archive, studies = world
+    st = generate_uid()
+    ds = make_dataset(study=st, series=generate_uid(), sop=generate_uid(), rows=4, cols=4)
+    ds.ClinicalTrialTimePointID = "W12"
+    where = Placement(collection="published", trial_id="T1", site_id="S1")
+    (out,) = store_many(archive, [to_bytes(ds)], placement=where)
+    assert isinstance(out, StoreOutcome)
+    sign_in(client, "rita")
+    found = client.get("/worklist?timepoint=W12").text
+    assert st in found and studies["T1"] not in found and "W12" in found
+    assert st not in client.get("/worklist?timepoint=BASELINE").text
+    # the filter is a column condition, not a scan over instance metadata
+    stmt = worklist._statement(worklist.Filters(timepoint="W12"), None)
+    assert "timepoint_id" in str(stmt)

@@ -26,8 +26,9 @@ from trialpacs.trials.models import PUBLISHED, PipelineSeries
 
 TIMEPOINT_TAG = "00120050"
 MAX_ROWS = 200
-# Time point lives only in each instance's metadata: filtering on it scans at most this many rows.
-TIMEPOINT_SCAN = 2000
+# A pipeline status other than published lives in pipeline_series, one row per series:
+# filtering on it scans at most this many studies.
+STATUS_SCAN = 2000
 STATUSES = ("published", "received", "queued", "processing", "held_qc", "needs_attention")
 _DATE_RE = re.compile(r"^\d{4}-?\d{2}-?\d{2}$")
 _TEXT_RE = re.compile(r"^[\w .^*?-]{0,64}$")
@@ -109,6 +110,9 @@ def _statement(filters: Filters, visible: ColumnElement[bool] | None) -> Select[
         # Only pseudonyms are searched: an identified patient ID would end up in the URL.
         conds.append(Study.patient_id.like(_like(filters.subject), escape="\\"))
         conds.append(Study.collection == PUBLISHED)
+    if filters.timepoint:
+        # studies.timepoint_id is indexed with trial_id; the ID is matched exactly.
+        conds.append(Study.timepoint_id == filters.timepoint)
     if filters.modality:
         conds.append(Study.modalities.like(f"%{filters.modality.upper()}%"))
     if filters.date_from:
@@ -131,11 +135,11 @@ def _like(text: str) -> str:
 
 def search(db: Database, principal: Principal, filters: Filters) -> Page:
     visible = _visible(principal)
-    filtered = bool(filters.timepoint or (filters.status and filters.status != "published"))
+    filtered = bool(filters.status and filters.status != "published")
     with db.read() as session:
         stmt = _statement(filters, visible)
         if filtered:
-            studies = list(session.scalars(stmt.limit(TIMEPOINT_SCAN)).all())
+            studies = list(session.scalars(stmt.limit(STATUS_SCAN)).all())
         else:
             stmt = stmt.offset(filters.offset).limit(filters.limit + 1)
             studies = list(session.scalars(stmt).all())
@@ -144,7 +148,7 @@ def search(db: Database, principal: Principal, filters: Filters) -> Page:
             t for t in session.scalars(_trials_statement(visible)).all() if t is not None
         )
     if filtered:
-        rows = [r for r in rows if _keep(r, filters)]
+        rows = [r for r in rows if r.status == filters.status]
         rows = rows[filters.offset : filters.offset + filters.limit + 1]
     more = len(rows) > filters.limit
     return Page(rows[: filters.limit], more, filters, trials)
@@ -155,12 +159,6 @@ def _trials_statement(visible: ColumnElement[bool] | None) -> Select[str | None]
     return stmt.where(visible) if visible is not None else stmt
 
 
-def _keep(row: Row, filters: Filters) -> bool:
-    if filters.timepoint and row.timepoint.lower() != filters.timepoint.lower():
-        return False
-    return not filters.status or row.status == filters.status
-
-
 def _row(session: Session, study: Study) -> Row:
     first = session.execute(
         select(Series.series_uid, Instance.sop_uid, Instance.metadata_json)
@@ -169,11 +167,11 @@ def _row(session: Session, study: Study) -> Row:
         .order_by(Series.series_number, Series.pk, Instance.instance_number, Instance.pk)
         .limit(1)
     ).first()
-    timepoint = ""
+    timepoint = study.timepoint_id
     series_uid = sop_uid = ""
     if first is not None:
         series_uid, sop_uid, blob = first
-        timepoint = _timepoint(blob)
+        timepoint = study.timepoint_id or _timepoint(blob)
     identified = study.collection != PUBLISHED
     return Row(
         study_uid=study.study_uid,
