@@ -299,3 +299,31 @@ def test_worklist_time_point_filter_runs_in_sql(
     # the filter is a column condition, not a scan over instance metadata
     stmt = worklist._statement(worklist.Filters(timepoint="W12"), None)
     assert "timepoint_id" in str(stmt)
+
+
+def test_audit_page_pages_back_from_the_newest_entry(
+    client: TestClient, world: tuple[Archive, dict[str, str]]
+) -> None:
+    archive, _ = world
+    sign_in(client, "rita")
+    for _ in range(5):
+        client.get("/workspace")
+    seqs = [e["seq"] for e in query(archive.db, Filter(user="rita", action="GET /workspace"))]
+    client.cookies.clear()
+    sign_in(client, "adam")
+    base = "/audit?user=rita&action=GET+/workspace&limit=2"
+    first = client.get(base)
+    assert first.status_code == 200
+    shown = [int(s) for s in re.findall(r"<tr class=\"\w+\">\s*<td>(\d+)</td>", first.text)]
+    assert shown == seqs[::-1][:2]
+    assert 'id="audit-older"' in first.text and 'id="audit-newer"' not in first.text
+    older = re.search(r'id="audit-older" href="([^"]+)"', first.text)
+    assert older
+    second = client.get(older.group(1).replace("&amp;", "&"))
+    shown = [int(s) for s in re.findall(r"<tr class=\"\w+\">\s*<td>(\d+)</td>", second.text)]
+    assert shown == seqs[::-1][2:4]
+    assert 'id="audit-newer"' in second.text and "user=rita" in second.text
+    last = client.get(f"{base}&offset={len(seqs) - 1}")
+    assert 'id="audit-older"' not in last.text
+    assert client.get(f"{base}&offset=-1").status_code == 400
+    assert client.get("/audit?limit=many").status_code == 400

@@ -261,6 +261,8 @@ class Filter:
     until: str | None = None
     limit: int | None = None
     offset: int = 0
+    # Newest entry first, so offset/limit page backwards from the latest (a reader's view).
+    newest_first: bool = False
     # (trial, site) slices the reader may see; None: all of it. An entry is in
     # a trial's slice when it names the trial, or a study the index places there.
     scopes: Sequence[tuple[str | None, str | None]] | None = None
@@ -292,7 +294,7 @@ def query(db: Database, flt: Filter | None = None) -> list[dict[str, Any]]:
         stmt = stmt.where(AuditEntry.at >= _iso_bound(flt.since))
     if flt.until:
         stmt = stmt.where(AuditEntry.at < _iso_bound(flt.until))
-    stmt = stmt.order_by(AuditEntry.seq)
+    stmt = stmt.order_by(AuditEntry.seq.desc() if flt.newest_first else AuditEntry.seq)
     if flt.offset:
         stmt = stmt.offset(flt.offset)
     if flt.limit:

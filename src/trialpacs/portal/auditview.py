@@ -8,6 +8,7 @@ places in T. Filters are the ones ``trialpacs audit list`` takes.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,7 +18,8 @@ from trialpacs.audit.chain import Filter, query
 from trialpacs.errors import InvalidInput, NotFound
 from trialpacs.index.db import Database
 
-MAX_ENTRIES = 500
+MAX_ENTRIES = 500  # an export holds at most this many (the newest) entries
+PAGE_SIZE = 100
 FORMATS = ("csv", "json", "fhir", "atna")
 
 
@@ -33,6 +35,34 @@ def scopes(principal: Principal) -> list[tuple[str | None, str | None]] | None:
 
 def entries(db: Database, principal: Principal, flt: Filter) -> list[dict[str, Any]]:
     """Oldest first, at most ``MAX_ENTRIES`` (the newest ones)."""
+    _check_dates(flt)
+    flt.scopes = scopes(principal)
+    flt.newest_first, flt.offset, flt.limit = True, 0, MAX_ENTRIES
+    return list(reversed(query(db, flt)))
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    entries: list[dict[str, Any]]  # newest first
+    offset: int
+    limit: int
+    more: bool  # older entries follow
+
+
+def page(db: Database, principal: Principal, flt: Filter, offset: int, limit: int) -> AuditPage:
+    """One page of the caller's slice, newest first; ``offset`` counts back from the newest."""
+    if offset < 0:
+        raise InvalidInput("offset must not be negative")
+    if not 1 <= limit <= MAX_ENTRIES:
+        raise InvalidInput(f"limit must be between 1 and {MAX_ENTRIES}")
+    _check_dates(flt)
+    flt.scopes = scopes(principal)
+    flt.newest_first, flt.offset, flt.limit = True, offset, limit + 1
+    found = query(db, flt)
+    return AuditPage(found[:limit], offset, limit, len(found) > limit)
+
+
+def _check_dates(flt: Filter) -> None:
     for name in ("since", "until"):
         value = getattr(flt, name)
         if value:
@@ -41,8 +71,6 @@ def entries(db: Database, principal: Principal, flt: Filter) -> list[dict[str, A
             except ValueError:
                 message = f"{name} must be a date or ISO time, not {value[:30]!r}"
                 raise InvalidInput(message) from None
-    flt.scopes = scopes(principal)
-    return query(db, flt)[-MAX_ENTRIES:]
 
 
 def export(found: list[dict[str, Any]], fmt: str) -> tuple[str, str]:

@@ -162,6 +162,20 @@ def _audit_filter(request: Request) -> Filter:
     )
 
 
+def _paging(request: Request, default: int) -> tuple[int, int]:
+    q = request.query_params
+    try:
+        return int(q.get("offset", "0") or 0), int(q.get("limit", "") or default)
+    except ValueError:
+        raise InvalidInput("offset and limit must be whole numbers") from None
+
+
+def _filter_values(flt: Filter) -> dict[str, Any]:
+    """The filter as the form sent it (not the paging and scope the query adds)."""
+    names = ("user", "trial", "site", "action", "object", "since", "until")
+    return {k: getattr(flt, k) for k in names}
+
+
 @router.get("/audit", include_in_schema=False)
 async def audit_page(request: Request) -> Response:
     principal = caller(request)
@@ -169,16 +183,19 @@ async def audit_page(request: Request) -> Response:
         raise _refuse()
     flt = _audit_filter(request)
     error = ""
+    db = archive_of(request).db
     try:
-        found = await run_in_threadpool(auditview.entries, archive_of(request).db, principal, flt)
+        offset, limit = _paging(request, auditview.PAGE_SIZE)
+        found = await run_in_threadpool(auditview.page, db, principal, flt, offset, limit)
     except InvalidInput as exc:
-        found, error = [], str(exc)
+        found, error = auditview.AuditPage([], 0, auditview.PAGE_SIZE, False), str(exc)
     context = {
-        "entries": list(reversed(found)),
+        "entries": found.entries,
+        "paging": found,
         "flt": flt,
         "error": error,
         "formats": auditview.FORMATS,
-        "query": {k: v for k, v in flt.__dict__.items() if v},
+        "query": {k: v for k, v in _filter_values(flt).items() if v},
     }
     template = "audit_rows.html" if request.headers.get("hx-request") else "audit.html"
     return page(request, template, context, principal=principal, status=400 if error else 200)
