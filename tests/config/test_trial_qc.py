@@ -11,6 +11,7 @@ from trialpacs.config import ConfigError, apply, export_yaml, load_text, plan
 from trialpacs.qc.fusion import for_trial
 from trialpacs.qc.store import trial_qc
 from trialpacs.settings import load_settings
+from trialpacs.trials import catalog
 from trials.support import config_yaml, open_archive
 
 ANCHOR = "    sites:\n      - {site: S01"
@@ -92,3 +93,22 @@ def test_installation_default_is_one_mapping_not_a_table_per_trial(tmp_path: Pat
         load_settings(None, data_dir=tmp_path, qc_thresholds={"SHO1": {"hold": 0.6}})
     with pytest.raises(ValidationError, match="hodl"):
         load_settings(None, data_dir=tmp_path, qc_thresholds={"hodl": 0.6})
+
+
+def test_timepoint_expected_series_round_trip_and_bad_family(tmp_path: Path) -> None:
+    archive = open_archive(tmp_path)
+    bl = "      - {id: BL, description: Baseline, modalities: [MR], anatomy: [KNEE]}"
+    text = config_yaml(tmp_path)
+    assert bl in text
+    declared = text.replace(bl, bl[:-1] + ", expected_series: [t1, localizer]}")
+    apply(archive, load_text(declared))
+    exported = export_yaml(archive)
+    assert "expected_series:" in exported
+    assert plan(archive, load_text(exported, "export.yaml")) == []
+    trial = catalog.get_trial(archive.db, "ONCO1")
+    assert trial is not None and trial.timepoints[0].expected_series == ("t1", "localizer")
+    bad = text.replace(bl, bl[:-1] + ", expected_series: [t3]}")
+    line = bad.splitlines().index(bl[:-1] + ", expected_series: [t3]}") + 1
+    (problem,) = _problems(bad)
+    assert problem.startswith(f"trials.yaml:{line}: trials.0.timepoints.0.expected_series.0:")
+    assert "'t1'" in problem and "hint: use one of the listed values" in problem

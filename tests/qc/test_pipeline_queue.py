@@ -62,6 +62,12 @@ trials:
       - {{id: BL, modalities: [MR], anatomy: [SHOULDER]}}
     sites: [{{site: S1}}]
     qc: {{accept_localizers: true}}
+  - id: SERIESONLY
+    profile: qcprof
+    deid_regions: [local, eu]
+    timepoints:
+      - {{id: BL, modalities: [MR], expected_series: [t1, t2]}}
+    sites: [{{site: S1}}]
   - id: OTHER
     profile: qcprof
     deid_regions: [local, eu]
@@ -127,6 +133,11 @@ def world(tmp_path_factory: pytest.TempPathFactory, sources: dict[str, Source]) 
     keys["accepted_localizer"] = _send(
         archive, series(sources["shoulder"], 61, "localizer", **scout), trial="SCOUTOK"
     )
+    # A time point that declares its series but no anatomy: the localizer rule alone.
+    keys["declared_localizer"] = _send(
+        archive, series(sources["shoulder"], 62, "localizer", **scout), trial="SERIESONLY"
+    )
+    keys["declared_t1"] = _send(archive, series(sources["knee"], 63, **shoulder), "SERIESONLY")
     for label, key in keys.items():
         states[label] = _state(archive, key)
     with TestClient(create_app(archive)) as client:
@@ -204,6 +215,11 @@ def test_localizer_filed_as_diagnostic_series_is_held_unless_the_trial_accepts_i
     assert reason.startswith("localizer filed as diagnostic series")
     assert world.states["accepted_localizer"] == "published"
     assert "localizer filed" not in _row(world, "accepted_localizer").reasons
+    # Declared series, no anatomy: the localizer is held and queued, other series pass unchecked.
+    assert world.states["declared_localizer"] == "held_qc"
+    declared = _row(world, "declared_localizer")
+    assert declared.verdict == "hold" and "localizer filed as diagnostic series" in declared.reasons
+    assert world.states["declared_t1"] == "published"
 
 
 def test_queue_received_is_when_the_series_arrived(world: World) -> None:

@@ -65,6 +65,9 @@ class TimePointCfg(_Strict):
     # [first, last] day after the subject's baseline study that falls in this
     # visit; used only when neither the intake nor the data names the visit.
     window_days: tuple[int, int] | None = None
+    # Sequence families the visit expects (anatomy QC): a localizer is held
+    # unless listed here or accepted by the trial's `qc:` block.
+    expected_series: list[Literal["t1", "t2", "pd", "dwi", "localizer", "other"]] = []
 
 
 class QcCfg(_Strict):

@@ -148,6 +148,7 @@ def _read(session: Session) -> ConfigDoc:
                         description=tp.description,
                         modalities=_j(tp.modalities),
                         anatomy=_j(tp.anatomy),
+                        expected_series=_j(tp.expected_series),
                         window_days=(tp.window_start_days, tp.window_end_days)
                         if tp.window_start_days is not None and tp.window_end_days is not None
                         else None,
@@ -424,6 +425,7 @@ def _apply_trials(session: Session, d: ConfigDoc) -> None:
                     position=pos,
                     modalities=json.dumps(tp.modalities),
                     anatomy=json.dumps(tp.anatomy),
+                    expected_series=json.dumps(tp.expected_series),
                     window_start_days=tp.window_days[0] if tp.window_days else None,
                     window_end_days=tp.window_days[1] if tp.window_days else None,
                 )

@@ -124,6 +124,7 @@ def process_series(archive: Archive, series_uid: str, hook: qc_mod.QcHook) -> Se
             datasets=headers,
             expected_modalities=tuple(m for t in tp for m in t.modalities),
             expected_anatomy=tuple(a for t in tp for a in t.anatomy),
+            expected_series=tuple(f for t in tp for f in t.expected_series),
             timepoint=visit.timepoint_id,
             key=series_uid,
             subject=subject,

@@ -27,6 +27,7 @@ class SeriesForQc:
     datasets: list[Dataset] = field(default_factory=list)
     expected_modalities: tuple[str, ...] = ()
     expected_anatomy: tuple[str, ...] = ()
+    expected_series: tuple[str, ...] = ()  # sequence families the visit expects
     timepoint: str = ""
     # The pipeline's key (identified Series Instance UID): for the hook's own records only.
     key: str = ""

@@ -51,7 +51,7 @@ class AnatomyQc:
         return read_identified(dataset)
 
     def check(self, series: SeriesForQc) -> QcVerdict:
-        if not series.expected_anatomy:
+        if not series.expected_anatomy and not series.expected_series:
             return QcVerdict("pass")
         archive = series.archive
         installation = archive.settings.qc_thresholds if archive is not None else {}
@@ -61,7 +61,13 @@ class AnatomyQc:
         except (TypeError, ValueError) as exc:
             return QcVerdict("hold", f"QC thresholds of trial {series.trial_id}: {exc}")
         try:
-            result, stratum, vector, thumb = assess_series(series, thresholds)
+            if series.expected_anatomy:
+                result, stratum, vector, thumb = assess_series(series, thresholds)
+            else:  # only the expected series are declared: the localizer rule alone
+                result, stratum = series_rules(series, thresholds)
+                vector = thumb = None
+                if result.status == "pass":
+                    return QcVerdict("pass")
         except ValueError as exc:  # an expected anatomy the vocabulary does not know
             return QcVerdict("hold", f"anatomy QC could not run: {exc}")
         if series.archive is not None and series.key:
@@ -88,15 +94,36 @@ class AnatomyQc:
         return QcVerdict(result.status, result.summary() if result.status == "hold" else "")
 
 
+def _evidence(series: SeriesForQc) -> Evidence:
+    if isinstance(series.identified, Evidence):
+        return series.identified
+    # No identified read (hook called directly): what survived de-identification.
+    return read_identified(series.datasets[0])
+
+
+def localizer_rule(result: QcResult, family: str, series: SeriesForQc, t: Thresholds) -> QcResult:
+    """A scout is a planning image: whatever its anatomy, it is not the diagnostic series."""
+    if family != "localizer" or t.accept_localizers or "localizer" in series.expected_series:
+        return result
+    return replace(result, status="hold", reasons=(LOCALIZER_REASON, *result.reasons))
+
+
+def series_rules(series: SeriesForQc, thresholds: Thresholds) -> tuple[QcResult, Stratum]:
+    """The checks a time point that declares series but no anatomy gets."""
+    geom = geometry.read(series.datasets)
+    fam = _evidence(series).family or outliers.family(series.datasets[0], geom.localizer)
+    meta = descriptors.MetadataVerdict("unknown", 0.5, ("the time point declares no anatomy",))
+    result = QcResult("pass", 0.0, meta, None, ())
+    stratum = Stratum(series.modality, geom.plane, fam)
+    return localizer_rule(result, fam, series, thresholds), stratum
+
+
 def assess_series(
     series: SeriesForQc, thresholds: Thresholds
 ) -> tuple[QcResult, Stratum, np.ndarray | None, bytes | None]:
     headers = series.datasets
     geom = geometry.read(headers)
-    if isinstance(series.identified, Evidence):
-        evidence = series.identified
-    else:  # no identified read (hook called directly): what survived de-identification
-        evidence = read_identified(headers[0])
+    evidence = _evidence(series)
     meta = descriptors.assess(
         evidence,
         geom,
@@ -127,8 +154,5 @@ def assess_series(
             min_reference=thresholds.min_reference,
             method=thresholds.method,
         )
-    result = fuse(meta, image, thresholds)
-    if fam == "localizer" and not thresholds.accept_localizers:
-        # A scout is a planning image: whatever its anatomy, it is not the diagnostic series.
-        result = replace(result, status="hold", reasons=(LOCALIZER_REASON, *result.reasons))
+    result = localizer_rule(fuse(meta, image, thresholds), fam, series, thresholds)
     return result, stratum, vector, thumb

@@ -29,6 +29,7 @@ class TimePointInfo:
     modalities: tuple[str, ...]
     anatomy: tuple[str, ...]
     window_days: tuple[int, int] | None = None
+    expected_series: tuple[str, ...] = ()  # sequence families (anatomy QC)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def _trial(session: Session, row: Trial) -> TrialInfo:
             (t.window_start_days, t.window_end_days)
             if t.window_start_days is not None and t.window_end_days is not None
             else None,
+            tuple(json.loads(t.expected_series or "[]")),
         )
         for t in session.scalars(
             select(TimePoint).where(TimePoint.trial_pk == row.pk).order_by(TimePoint.position)

@@ -114,6 +114,8 @@ class TimePoint(Base):
     # Rule-based assignment: days after the subject's baseline study (inclusive).
     window_start_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
     window_end_days: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Sequence families the visit expects (JSON list; anatomy QC; migration 0012).
+    expected_series: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
 
 
 class Subject(Base):
