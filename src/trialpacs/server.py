@@ -38,6 +38,9 @@ def run(archive: Archive, *, log_level: str = "info") -> None:
     from trialpacs.audit import scheduler
 
     checkpoints = scheduler.start(archive.db, settings.data_dir, settings.audit_checkpoint_interval)
+    from trialpacs.audit import forwarding
+
+    syslog = forwarding.start(archive.db, settings)
     app = create_app(archive)
     config = uvicorn.Config(
         app,
@@ -55,6 +58,8 @@ def run(archive: Archive, *, log_level: str = "info") -> None:
     try:
         uvicorn.Server(config).run()
     finally:
+        if syslog is not None:
+            syslog.stop()
         if checkpoints is not None:
             checkpoints.stop()
         if pipeline is not None:

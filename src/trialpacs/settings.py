@@ -106,6 +106,21 @@ class Settings(BaseSettings):
         description="Seconds between signed audit checkpoints written by `serve` (only when "
         "the trail grew); 0 turns the timer off.",
     )
+    audit_syslog_host: str | None = Field(
+        default=None,
+        description="Syslog collector `serve` forwards the audit trail to (RFC 5424 over "
+        "TCP/TLS); unset: no forwarding.",
+    )
+    audit_syslog_port: int = Field(default=6514, description="Syslog collector port.")
+    audit_syslog_tls: bool = Field(default=True, description="TLS to the syslog collector.")
+    audit_syslog_ca_file: str | None = Field(
+        default=None, description="CA bundle for the syslog collector's certificate."
+    )
+    audit_syslog_interval: float = Field(
+        default=60.0,
+        description="Seconds between forwarding runs to the syslog collector (only with "
+        "`audit_syslog_host`); 0 turns the timer off.",
+    )
     # --- identity and access (trialpacs.access) ---
     auth_secret: str | None = Field(
         default=None,
