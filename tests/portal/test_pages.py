@@ -327,3 +327,51 @@ def test_audit_page_pages_back_from_the_newest_entry(
     assert 'id="audit-older"' not in last.text
     assert client.get(f"{base}&offset=-1").status_code == 400
     assert client.get("/audit?limit=many").status_code == 400
+
+
+def test_admin_creates_a_local_user_and_resets_mfa(
+    client: TestClient, world: tuple[Archive, dict[str, str]]
+) -> None:
+    archive, studies = world
+    sign_in(client, "adam")
+    token = _csrf(client.get("/admin").text)
+    form = {"csrf_token": token, "username": "nina", "password": PASSWORD,
+            "grant": "reader@T2", "display_name": "Nina Reader"}  # fmt: skip
+    assert client.post("/admin/users", data={**form, "csrf_token": ""}).status_code == 403
+    weak = client.post("/admin/users", data={**form, "password": "short"})
+    assert weak.status_code == 400 and "at least" in weak.text
+    typo = client.post("/admin/users", data={**form, "grant": "emperor@T2"})
+    assert typo.status_code == 400 and "unknown role" in typo.text
+    made = client.post("/admin/users", data=form)
+    assert made.status_code == 200 and "nina" in made.text and "reader@T2" in made.text
+    again = client.post("/admin/users", data=form)
+    assert again.status_code == 400 and "exists already" in again.text
+    trail = {(e["action"], e["actor"]) for e in query(archive.db, Filter(object="nina"))}
+    assert {("auth.user.add", "adam"), ("auth.role.grant", "adam")} <= trail
+    # nina signs in with the password she was given, enrols a second factor
+    client.cookies.clear()
+    sign_in(client, "nina")
+    assert studies["T2"] in client.get("/worklist").text
+    account = client.get("/account")
+    r = client.post("/account/mfa", data={"csrf_token": _csrf(account.text)})
+    secret = re.search(r'id="mfa-secret">([A-Z2-7]+)<', r.text)
+    assert secret
+    code = pyotp.TOTP(secret.group(1)).now()
+    client.post("/account/mfa/confirm", data={"csrf_token": _csrf(r.text), "code": code})
+    # she loses her phone: the administrator resets the factor, she signs in without one
+    client.cookies.clear()
+    sign_in(client, "adam")
+    token = _csrf(client.get("/admin").text)
+    unknown = client.post("/admin/mfa", data={"csrf_token": token, "username": "nobody"})
+    assert unknown.status_code == 400
+    reset = client.post("/admin/mfa", data={"csrf_token": token, "username": "nina"})
+    assert reset.status_code == 200 and "Done." in reset.text
+    trail = {(e["action"], e["actor"]) for e in query(archive.db, Filter(object="nina"))}
+    assert ("auth.user.reset_mfa", "adam") in trail
+    client.cookies.clear()
+    sign_in(client, "nina")
+    # not an administrator: the forms do not exist
+    token = _csrf(client.get("/worklist").text)
+    assert client.post("/admin/users", data={**form, "csrf_token": token}).status_code == 404
+    refused = client.post("/admin/mfa", data={"csrf_token": token, "username": "rita"})
+    assert refused.status_code == 404

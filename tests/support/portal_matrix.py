@@ -144,6 +144,8 @@ def portal_cells(
         ("POST", "/api/measurements"): measurements,
         ("POST", "/admin/roles"): admin_form("/admin/roles"),
         ("POST", "/admin/accounts"): admin_form("/admin/accounts"),
+        ("POST", "/admin/users"): admin_form("/admin/users"),
+        ("POST", "/admin/mfa"): admin_form("/admin/mfa"),
         ("GET", "/login"): public_page,
         ("GET", "/static/{name}"): public_page,
     }

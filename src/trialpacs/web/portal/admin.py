@@ -1,4 +1,5 @@
-"""Administration forms: grant or revoke a role, disable or enable an account.
+"""Administration forms: create a local account, grant or revoke a role, disable or
+enable an account, reset a second factor.
 
 Accounts and their grants live in the index (the CLI's ``trialpacs user`` /
 ``trialpacs role`` do the same), so a global administrator may change them
@@ -15,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from trialpacs.access import users
+from trialpacs.access.policy import parse_grant
 from trialpacs.web.portal.render import PortalRefusal, archive_of, caller, require_csrf
 
 router = APIRouter()
@@ -65,3 +67,42 @@ async def change_account(request: Request) -> Response:
     except users.UnknownUser as exc:
         raise PortalRefusal(400, str(exc)) from None
     return _done("account-" + op)
+
+
+@router.post("/admin/users", include_in_schema=False)
+async def create_user(request: Request) -> Response:
+    """A local account with the password the administrator hands over, and optionally a role."""
+    actor = _admin(request)
+    form = await require_csrf(request)
+    username = form.get("username", "").strip()
+    password, role = form.get("password", ""), form.get("grant", "").strip()
+    archive = archive_of(request)
+    min_length = archive.settings.password_min_length
+
+    def create() -> None:
+        # The role is checked before the account exists, so a typo leaves nothing behind.
+        if role:
+            parse_grant(role)
+        users.add_user(archive.db, username, password=password, display_name=form.get(
+            "display_name", "").strip()[:256], min_length=min_length, actor=actor)  # fmt: skip
+        if role:
+            users.grant(archive.db, username, role, actor)
+
+    try:
+        await run_in_threadpool(create)
+    except ValueError as exc:
+        raise PortalRefusal(400, str(exc)) from None
+    return _done("user-created")
+
+
+@router.post("/admin/mfa", include_in_schema=False)
+async def reset_mfa(request: Request) -> Response:
+    """Lost phone: the second factor is removed and the user's sessions end; they enrol again."""
+    actor = _admin(request)
+    form = await require_csrf(request)
+    username = form.get("username", "").strip()
+    try:
+        await run_in_threadpool(users.reset_mfa, archive_of(request).db, username, actor)
+    except users.UnknownUser as exc:
+        raise PortalRefusal(400, str(exc)) from None
+    return _done("mfa-reset")
