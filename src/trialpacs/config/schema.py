@@ -108,6 +108,9 @@ class TrialCfg(_Strict):
     timepoints: list[TimePointCfg] = []
     sites: list[TrialSiteCfg] = []
     qc: QcCfg | None = None
+    # Where a reader's measurement report (DICOM SR saved from the viewer) goes:
+    # their private workspace, or the trial's archive as a new series of the study.
+    reader_reports: Literal["workspace", "trial"] = "workspace"
 
 
 class RoleCfg(_Strict):

@@ -157,6 +157,7 @@ def _read(session: Session) -> ConfigDoc:
                 ],
                 sites=[TrialSiteCfg(site=sid, ae_title=ae) for sid, ae in enrolled],
                 qc=QcCfg.model_validate(json.loads(t.qc or "{}")),
+                reader_reports="trial" if t.reader_reports == "trial" else "workspace",
             )
         )
     roles = [
@@ -395,6 +396,7 @@ def _apply_trials(session: Session, d: ConfigDoc) -> None:
                 "publish_to": json.dumps(t.publish_to),
                 "ae_title": t.ae_title,
                 "qc": json.dumps(t.qc.chosen() if t.qc else {}, sort_keys=True),
+                "reader_reports": t.reader_reports,
             }
             for t in d.trials
         },

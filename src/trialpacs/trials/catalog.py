@@ -43,6 +43,7 @@ class TrialInfo:
     sites: dict[str, str | None] = field(default_factory=dict)  # site -> its AE title
     timepoints: tuple[TimePointInfo, ...] = ()
     publish_to: tuple[str, ...] = ()
+    reader_reports: str = "workspace"  # workspace | trial
 
 
 def _site(row: Site) -> SiteInfo:
@@ -101,6 +102,7 @@ def _trial(session: Session, row: Trial) -> TrialInfo:
         sites=sites,
         timepoints=tps,
         publish_to=tuple(json.loads(row.publish_to or "[]")),
+        reader_reports=row.reader_reports or "workspace",
     )
 
 

@@ -86,6 +86,10 @@ class Trial(Base):
     publish_to: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
     # The trial's anatomy QC block (JSON of the keys it sets; migration 0012).
     qc: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    # Where readers' measurement reports go: workspace | trial (migration 0019).
+    reader_reports: Mapped[str] = mapped_column(
+        String(16), default="workspace", server_default="workspace"
+    )
 
 
 class TrialSite(Base):
