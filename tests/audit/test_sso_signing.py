@@ -27,6 +27,7 @@ from trialpacs.archive import Archive
 from trialpacs.audit import verify
 from trialpacs.audit.chain import Filter, query
 from trialpacs.ingest.store import Placement, StoreOutcome, store_many
+from trialpacs.qc.models import QcSeries
 from trialpacs.settings import load_settings
 from trialpacs.web.app import create_app
 
@@ -278,3 +279,36 @@ def test_saml_another_name_id_is_refused(saml: World, idp: Idp) -> None:
     assert back.status_code == 403 and "different account" in back.text
     assert w.sign(read_id, grant=started["grant"]).status_code == 403
     assert _refusals(w.archive, "signature.sign")[-1]["actor"] == "sara"
+
+
+def test_oidc_data_manager_signs_a_qc_decision_with_a_grant(
+    oidc: World, provider: Provider
+) -> None:
+    w = oidc
+    held = "2.25.4711"
+    with w.archive.db.write() as session:
+        session.add(
+            QcSeries(
+                series_uid="2.25.4710", deid_series_uid=held, deid_study_uid="2.25.4712",
+                trial_id="T1", site_id="S1", verdict="hold", reasons='["anatomy"]',
+            )
+        )  # fmt: skip
+    users.grant(w.archive.db, "olivia", "data_manager@T1")
+    w.signed_in()  # a fresh token with the new grant
+    url = f"/api/qc/series/{held}/decision"
+    body = {"decision": "reject", "reason": "wrong anatomy"}
+    assert w.client.post(url, json=body, headers=w.me).status_code == 409  # no grant
+    read_grant = w.reauth(w.assign("olivia"))  # a grant for something else
+    assert _oidc_round_trip(w.client, read_grant["location"]).status_code == 200
+    refused = w.client.post(url, json={**body, "grant": read_grant["grant"]}, headers=w.me)
+    assert refused.status_code == 403
+    assert _refusals(w.archive, "signature.sign")[-1]["object"] == f"qc_decision:{held}"
+
+    started = w.client.post(
+        "/auth/reauth", json={"purpose": f"qc_decision:{held}"}, headers=w.me
+    ).json()
+    assert _oidc_round_trip(w.client, started["location"]).status_code == 200
+    signed = w.client.post(url, json={**body, "grant": started["grant"]}, headers=w.me)
+    assert signed.status_code == 200, signed.text
+    assert signed.json()["signature"]["printed_name"] == "Dr. Olivia O"
+    assert signed.json()["signature"]["meaning"] == "Rejected"

@@ -66,10 +66,6 @@ async def qc_decision(
     identity: Principal = Depends(require_identity),
 ) -> Response:
     require_uid(series, "series")
-    if not (body.password or body.grant):
-        return JSONResponse(
-            {"detail": "a password (or, for single sign-on, a signing grant) is needed"}, 422
-        )
     source = await run_in_threadpool(source_of, archive.db, identity.subject)
     sso = source in ("oidc", "saml")
     if sso and not body.grant:
@@ -79,6 +75,10 @@ async def qc_decision(
                 "forced-authentication sign-in (POST /auth/reauth, then the grant)"
             },
             409,
+        )
+    if not (body.password or body.grant):
+        return JSONResponse(
+            {"detail": "a password (or, for single sign-on, a signing grant) is needed"}, 422
         )
     check = (
         reauthenticator(archive.db, archive.settings, purpose=f"qc_decision:{series}")
