@@ -119,7 +119,7 @@ def _playing(page: Page, selector: str) -> tuple[int, float, float]:
     """readyState, then currentTime before and after a second of playback (muted)."""
     page.wait_for_function(
         f"() => {{ const v = document.querySelector('{selector}');"
-        " return v && v.readyState >= 2; }}",
+        " return v && v.readyState >= 2; }",
         timeout=60_000,
     )
     state, start = page.evaluate(
@@ -132,6 +132,18 @@ def _playing(page: Page, selector: str) -> tuple[int, float, float]:
     page.wait_for_timeout(1200)
     now = page.evaluate(f"() => document.querySelector('{selector}').currentTime")
     return state, start, now
+
+
+# Cornerstone's video viewport keeps its <video> out of the document: remember every one made.
+VIDEO_SPY = """
+window.__videos = [];
+const create = Document.prototype.createElement;
+Document.prototype.createElement = function (tag, ...rest) {
+  const el = create.call(this, tag, ...rest);
+  if (String(tag).toLowerCase() === 'video') window.__videos.push(el);
+  return el;
+};
+"""
 
 
 def _region(shot: bytes, box: dict[str, float]) -> np.ndarray:
@@ -147,4 +159,61 @@ def test_video_plays_in_the_portal_study_page(published: Published) -> None:
     page.screenshot(path=str(ARTIFACTS / "portal-video.png"))
     assert state >= 2
     assert now > start + 0.3, (start, now)
+    page.context.close()
+
+
+def _open_in_ohif(page: Page, server: LiveServer, study: str, failed: list[str]) -> None:
+    page.on(
+        "response",
+        lambda r: failed.append(f"{r.status} {r.url}")
+        if r.status >= 400 and "/dicomweb/" in r.url and "/thumbnail" not in r.url
+        else None,
+    )
+    page.goto(f"{server.url}/viewer/viewer?StudyInstanceUIDs={study}")
+
+
+def test_pdf_opens_in_ohif(published: Published) -> None:
+    """OHIF's PDF viewport shows the redacted report (Chromium's own PDF viewer inside)."""
+    page = published.signed_in()
+    failed: list[str] = []
+    _open_in_ohif(page, published.server, published.pdf_study, failed)
+    frame = page.wait_for_selector(
+        "object[type='application/pdf'], embed[type='application/pdf'], iframe", timeout=60_000
+    )
+    assert frame is not None
+    page.wait_for_timeout(5000)  # the PDF viewer paints after the blob loads
+    shot = page.screenshot(path=str(ARTIFACTS / "ohif-pdf.png"))
+    box = frame.bounding_box()
+    assert box is not None and box["width"] > 300 and box["height"] > 300, box
+    region = _region(shot, box)
+    assert (region > 200).mean() > 0.2, "no page: the PDF viewport stayed dark"
+    assert (region < 80).mean() > 0.005 and region.std() > 20, "the page is blank"
+    assert failed == [], failed
+    page.context.close()
+
+
+def test_video_plays_in_ohif_video_viewport(published: Published) -> None:
+    """OHIF's video viewport (H.264 in Video Photographic) loads ``.../rendered`` as MP4 and plays.
+
+    Its <video> lives outside the document (cornerstone draws it on a canvas),
+    so the page records every <video> it creates.
+    """
+    page = published.signed_in()
+    failed: list[str] = []
+    page.add_init_script(VIDEO_SPY)
+    _open_in_ohif(page, published.server, published.video_study, failed)
+    page.wait_for_function(
+        "() => window.__videos.some(v => v.readyState >= 2 && v.src.endsWith('/rendered'))",
+        timeout=60_000,
+    )
+    start = page.evaluate("() => window.__videos.find(v => v.readyState >= 2).currentTime")
+    page.wait_for_timeout(1500)
+    info = page.evaluate(
+        "() => { const v = window.__videos.find(v => v.readyState >= 2);"
+        " return {t: v.currentTime, w: v.videoWidth, h: v.videoHeight, paused: v.paused}; }"
+    )
+    page.screenshot(path=str(ARTIFACTS / "ohif-video.png"))
+    assert (info["w"], info["h"]) == (320, 240)
+    assert info["t"] > start or (info["paused"] and info["t"] > 0), (start, info)
+    assert failed == [], failed
     page.context.close()

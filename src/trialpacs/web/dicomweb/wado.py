@@ -437,7 +437,47 @@ async def rendered_instance(
     archive: Archive = Depends(get_archive),
     visible: Visible = Depends(visible_studies),
 ) -> Response:
+    video = await _rendered_video(request, archive, visible, study, series, sop)
+    if video is not None:
+        return video
     return await _rendered(request, archive, visible, study, series, sop, None, False)
+
+
+def _wants_video(accept: str | None) -> bool:
+    """video/mp4 unless the caller asks for an image first (a ``<video>`` sends ``*/*``)."""
+    for media in parse_accept(accept):
+        if media.type in ("image/jpeg", "image/png", "image/gif", "image/*"):
+            return False
+        if media.type in ("video/mp4", "video/*", "*/*"):
+            return True
+    return False
+
+
+async def _rendered_video(
+    request: Request, archive: Archive, visible: Visible, study: str, series: str, sop: str
+) -> Response | None:
+    """A video instance rendered is the video itself, as MP4.
+
+    OHIF's video viewport (``singlepart: 'video'``) and a plain ``<video>``
+    load ``.../rendered``: a browser plays MP4, not an H.264 elementary stream
+    or a multipart body. None: not a video, or an image was asked for.
+    """
+    from trialpacs.records.video import DICOM_STREAM_FORMATS
+
+    _uids(study, series, sop)
+    if not _wants_video(request.headers.get("accept")):
+        return None
+
+    def run() -> bytes | None:
+        ref = _find(archive, visible, study, series, sop)[0]
+        if ref.transfer_syntax not in DICOM_STREAM_FORMATS:
+            return None
+        from trialpacs.records.export import original_format
+
+        return original_format(frames_mod.load(archive.store.get(ref.blob_key))).data
+
+    body = await run_in_threadpool(run)
+    return None if body is None else Response(body, media_type="video/mp4")
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered")
