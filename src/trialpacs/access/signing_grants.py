@@ -130,11 +130,13 @@ def complete(
     elif authn_at < int(grant.requested_at):
         problem = "the identity provider did not authenticate again (older than the request)"
     with db.write() as session:
-        session.execute(
+        changed = session.execute(
             update(SigningGrant)
             .where(SigningGrant.handle == grant.handle, SigningGrant.status == "pending")
             .values(status="refused" if problem else "ready", authenticated_at=authn_at)
         )
+        if changed.rowcount != 1:  # type: ignore[attr-defined]
+            problem = problem or "the re-authentication was answered already"
     record(
         db,
         AuditEvent(
