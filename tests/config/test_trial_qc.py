@@ -112,3 +112,21 @@ def test_timepoint_expected_series_round_trip_and_bad_family(tmp_path: Path) -> 
     (problem,) = _problems(bad)
     assert problem.startswith(f"trials.yaml:{line}: trials.0.timepoints.0.expected_series.0:")
     assert "'t1'" in problem and "hint: use one of the listed values" in problem
+
+
+def test_qc_block_and_expected_series_on_postgresql(tmp_path: Path) -> None:
+    """Migration 0012 on the production database: the block and the series survive apply."""
+    from support.services import postgres_database
+
+    bl = "      - {id: BL, description: Baseline, modalities: [MR], anatomy: [KNEE]}"
+    text = _with_qc(tmp_path).replace(bl, bl[:-1] + ", expected_series: [t1]}")
+    with postgres_database() as url:
+        archive = open_archive(tmp_path, database_url=url)
+        try:
+            doc = load_text(text)
+            assert apply(archive, doc) and plan(archive, doc) == []
+            assert trial_qc(archive.db, "ONCO1")["method"] == "iforest"
+            trial = catalog.get_trial(archive.db, "ONCO1")
+            assert trial is not None and trial.timepoints[0].expected_series == ("t1",)
+        finally:
+            archive.close()
