@@ -165,9 +165,11 @@ def test_video_plays_in_the_portal_study_page(published: Published) -> None:
 def _open_in_ohif(page: Page, server: LiveServer, study: str, failed: list[str]) -> None:
     page.on(
         "response",
-        lambda r: failed.append(f"{r.status} {r.url}")
-        if r.status >= 400 and "/dicomweb/" in r.url and "/thumbnail" not in r.url
-        else None,
+        lambda r: (
+            failed.append(f"{r.status} {r.url}")
+            if r.status >= 400 and "/dicomweb/" in r.url and "/thumbnail" not in r.url
+            else None
+        ),
     )
     page.goto(f"{server.url}/viewer/viewer?StudyInstanceUIDs={study}")
 
