@@ -38,3 +38,20 @@ def test_scan_names_bad_input(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "unknown anatomy 'ELBOWPIT'" in r.output
     r = runner.invoke(app, ["qc", "scan", str(tmp_path), "--expect", "KNEE"])
     assert r.exit_code == 2 and "no DICOM files found" in r.output
+
+
+def test_scan_flags_a_localizer_unless_accepted(tmp_path: Path, sources: dict[str, Source]) -> None:
+    for seed in range(12):
+        _write(tmp_path / f"shoulder{seed:02d}", series(sources["shoulder"], seed,
+               StudyDescription="SHOULDER"))  # fmt: skip
+    _write(tmp_path / "scout", series(sources["shoulder"], 40, "localizer",
+           StudyDescription="SHOULDER"))  # fmt: skip
+    args = ["qc", "scan", str(tmp_path), "--expect", "SHOULDER"]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("│")]
+    scout = next(line for line in lines if "scout" in line)
+    assert "FLAG" in scout and "localizer filed as diagnostic series" in scout
+    accepted = CliRunner().invoke(app, [*args, "--accept-localizers"], env={"COLUMNS": "250"})
+    assert accepted.exit_code == 0, accepted.output
+    assert "localizer filed" not in accepted.output

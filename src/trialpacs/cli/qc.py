@@ -39,6 +39,9 @@ def scan_cmd(
     ] = None,
     hold: Annotated[float, typer.Option(help="Fused score at which a series is flagged.")] = 0.5,
     top: Annotated[int, typer.Option(help="Rows to print (0: all).")] = 0,
+    accept_localizers: Annotated[
+        bool, typer.Option(help="Do not flag localizers (scouts) as the wrong series.")
+    ] = False,
 ) -> None:
     """Rank the series under PATH by how unlikely they show the expected anatomy."""
     try:
@@ -48,7 +51,7 @@ def scan_cmd(
                 path,
                 expect,
                 modalities=modality or (),
-                thresholds=Thresholds(hold=hold),
+                thresholds=Thresholds(hold=hold, accept_localizers=accept_localizers),
                 progress=lambda n, total: progress.update(task, completed=n, total=total),
             )
     except (FileNotFoundError, ValueError) as exc:

@@ -8,7 +8,7 @@ within the batch, and the result is ranked most suspicious first.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pydicom
@@ -17,7 +17,7 @@ from pydicom.errors import InvalidDicomError
 
 from trialpacs.qc import anatomy, descriptors, features, geometry, outliers
 from trialpacs.qc.fusion import QcResult, Thresholds, fuse
-from trialpacs.qc.hook import central_indices
+from trialpacs.qc.hook import LOCALIZER_REASON, central_indices
 
 
 @dataclass(frozen=True)
@@ -91,8 +91,12 @@ def scan(
         method=t.method,
     )
     by_index = dict(zip(with_pixels, scored, strict=True))
-    rows = [
-        ScanRow(uid, folder, count, modality, stratum.key(), fuse(meta, by_index.get(i), t))
-        for i, (uid, folder, count, modality, stratum, meta, _v) in enumerate(found)
-    ]
-    return sorted(rows, key=lambda r: -r.result.score)
+    rows = []
+    for i, (uid, folder, count, modality, stratum, meta, _v) in enumerate(found):
+        result = fuse(meta, by_index.get(i), t)
+        if stratum.family == "localizer" and not t.accept_localizers:
+            # As in the pipeline: a scout is not the diagnostic series.
+            result = replace(result, status="hold", reasons=(LOCALIZER_REASON, *result.reasons))
+        rows.append(ScanRow(uid, folder, count, modality, stratum.key(), result))
+    # Flagged series first (a localizer may score low), then the most suspicious.
+    return sorted(rows, key=lambda r: (r.result.status != "hold", -r.result.score))
