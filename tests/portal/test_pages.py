@@ -16,7 +16,7 @@ from dicomfactory import make_bytes, make_dataset, to_bytes
 from trialpacs.access import users
 from trialpacs.archive import Archive
 from trialpacs.audit.chain import Filter, query
-from trialpacs.config import apply, load_text
+from trialpacs.config import apply, current, load_text
 from trialpacs.ingest.store import Placement, StoreOutcome, store_many
 from trialpacs.portal import worklist
 from trialpacs.settings import load_settings
@@ -375,3 +375,90 @@ def test_admin_creates_a_local_user_and_resets_mfa(
     assert client.post("/admin/users", data={**form, "csrf_token": token}).status_code == 404
     refused = client.post("/admin/mfa", data={"csrf_token": token, "username": "rita"})
     assert refused.status_code == 404
+
+
+def test_a_trial_may_keep_reader_reports_in_its_archive(
+    client: TestClient, world: tuple[Archive, dict[str, str]]
+) -> None:
+    from support.portal_matrix import report_body
+
+    archive, studies = world
+    config = CONFIG.format(tmp=archive.settings.data_dir)
+    trial_wide = config.replace(
+        "{id: T2, name: Trial two,", "{id: T2, name: Trial two, reader_reports: trial,"
+    )
+    assert trial_wide != config
+    users.add_user(archive.db, "tess", password=PASSWORD)
+    users.grant(archive.db, "tess", "reader@T2")
+    users.add_user(archive.db, "tom", password=PASSWORD)
+    users.grant(archive.db, "tom", "reader@T2")
+    apply(archive, load_text(trial_wide))
+    try:
+        assert {t.id: t.reader_reports for t in current(archive).trials} == {
+            "T1": "workspace", "T2": "trial"}  # fmt: skip
+        sign_in(client, "tess")
+        headers = {"Origin": "http://testserver"}
+        body, ctype = report_body(studies["T2"])
+        r = client.post("/api/measurements", content=body,
+                        headers={**headers, "Content-Type": ctype})  # fmt: skip
+        assert r.status_code == 200, r.text
+        sop = r.json()["00081199"]["Value"][0]["00081155"]["Value"][0]
+        assert f"{sop}.dcm" not in client.get("/workspace").text
+        # a report about a study tess may not read is missing, wherever it would go
+        other, _ = report_body(studies["T1"])
+        refused = client.post("/api/measurements", content=other,
+                              headers={**headers, "Content-Type": ctype})  # fmt: skip
+        assert refused.status_code == 404
+        # another reader of the trial finds it as a new SR series of the study
+        client.cookies.clear()
+        sign_in(client, "tom")
+        series = client.get(f"/dicomweb/studies/{studies['T2']}/series")
+        assert series.status_code == 200
+        assert "SR" in {s["00080060"]["Value"][0] for s in series.json()}
+        # T1 keeps the default: rita's report stays in her workspace
+        client.cookies.clear()
+        sign_in(client, "rita")
+        mine, ctype1 = report_body(studies["T1"])
+        kept = client.post("/api/measurements", content=mine,
+                           headers={**headers, "Content-Type": ctype1})  # fmt: skip
+        assert kept.status_code == 200
+        kept_sop = kept.json()["00081199"]["Value"][0]["00081155"]["Value"][0]
+        assert f"{kept_sop}.dcm" in client.get("/workspace").text
+        hidden = client.get(f"/dicomweb/studies/{studies['T2']}/series")
+        assert hidden.status_code != 200 or not hidden.content or hidden.json() == []
+        stored = query(archive.db, Filter(user="tess", action="reader_report.store"))
+        assert stored and stored[-1]["sop"] == sop and stored[-1]["trial"] == "T2"
+    finally:
+        apply(archive, load_text(config))
+
+
+def test_viewer_reports_are_re_encoded_for_the_archive(
+    world: tuple[Archive, dict[str, str]],
+) -> None:
+    """OHIF writes implicit VR with undefined-length sequences; the archive gets explicit VR."""
+    import io
+
+    from pydicom import dcmread
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ImplicitVRLittleEndian
+
+    from trialpacs.portal.measurements import archive_encoding
+
+    ds = dcmread(io.BytesIO(make_bytes(rows=1, cols=1)))
+    del ds.PixelData
+    item = Dataset()
+    item.ValueType = "TEXT"
+    item.TextValue = "length 12 mm"
+    ds.ContentSequence = Sequence([item])
+    ds.ContentSequence.is_undefined_length = True  # type: ignore[attr-defined]
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    raw = io.BytesIO()
+    ds.save_as(raw, enforce_file_format=True, implicit_vr=True, little_endian=True)
+    out = dcmread(io.BytesIO(archive_encoding(raw.getvalue())))
+    assert out.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    assert out.ContentSequence[0].TextValue == "length 12 mm"
+    # the strict ingest path takes it
+    where = Placement(collection="published", trial_id="T1", site_id="S1")
+    (stored,) = store_many(world[0], [archive_encoding(raw.getvalue())], placement=where)
+    assert isinstance(stored, StoreOutcome), stored
