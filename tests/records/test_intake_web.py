@@ -9,9 +9,11 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from labelled_records import hl7, person, text_pdf, video_clip
+from PIL import Image
 from pydicom import dcmread
 
 from dicomfactory import make_dataset, to_bytes
@@ -167,6 +169,20 @@ def test_deidentified_video_dicom_round_trips(archive: Archive) -> None:
     assert str(ds.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.4.102"
     assert ds.BurnedInAnnotation == "NO" and ds.PatientIdentityRemoved == "YES"
     assert int(ds.NumberOfFrames) == 10
+    # what a browser asks: the video itself as MP4, a thumbnail of its first frame
+    base = (
+        f"/dicomweb/studies/{rec['study_uid']}/series/{rec['series_uid']}"
+        f"/instances/{rec['sop_uid']}"
+    )
+    mp4 = reader.get(base + "/rendered", headers={"Accept": "*/*"})
+    assert mp4.status_code == 200 and mp4.headers["content-type"] == "video/mp4"
+    assert mp4.content[4:8] == b"ftyp"
+    thumb = reader.get(base + "/thumbnail?viewport=64,64", headers={"Accept": "image/jpeg"})
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    image = Image.open(io.BytesIO(thumb.content))
+    assert max(image.size) == 64 and np.asarray(image).std() > 10
+    jpeg = reader.get(base + "/frames/10/rendered", headers={"Accept": "image/jpeg"})
+    assert jpeg.status_code == 200 and jpeg.content[:2] == b"\xff\xd8"
 
 
 def _instance(client: TestClient, rec: dict[str, str]) -> bytes:

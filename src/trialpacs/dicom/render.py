@@ -77,6 +77,11 @@ def render(ds: Dataset, frame: int, options: RenderOptions) -> bytes:
         image = _color(ds, arr, photometric)
     else:
         image = Image.fromarray(_grey(ds, arr, photometric, options.window), mode="L")
+    return encode(image, options)
+
+
+def encode(image: Image.Image, options: RenderOptions) -> bytes:
+    """The image scaled to the viewport and encoded as asked (also for video frames)."""
     if options.viewport:
         image.thumbnail(options.viewport, Image.Resampling.LANCZOS)
     buf = io.BytesIO()

@@ -11,11 +11,18 @@ from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
+from pydicom.dataset import Dataset
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from trialpacs.archive import Archive
 from trialpacs.dicom import frames as frames_mod
-from trialpacs.dicom.render import RenderOptions, parse_viewport, parse_window, render
+from trialpacs.dicom.render import (
+    RenderOptions,
+    encode,
+    parse_viewport,
+    parse_window,
+    render,
+)
 from trialpacs.dicom.transcode import EXPLICIT_LE, to_explicit_le
 from trialpacs.dicom.uids import require_uid
 from trialpacs.errors import InvalidInput, NotFound
@@ -398,7 +405,25 @@ def render_options(request: Request, thumbnail: bool = False) -> RenderOptions:
 
 
 def _render_ref(archive: Archive, ref: InstanceRef, frame: int, options: RenderOptions) -> bytes:
-    return render(frames_mod.load(archive.store.get(ref.blob_key)), frame, options)
+    ds = frames_mod.load(archive.store.get(ref.blob_key))
+    from trialpacs.records.video import DICOM_STREAM_FORMATS
+
+    if ref.transfer_syntax in DICOM_STREAM_FORMATS:
+        return _video_frame(ds, DICOM_STREAM_FORMATS[ref.transfer_syntax], frame, options)
+    return render(ds, frame, options)
+
+
+def _video_frame(ds: Dataset, stream_format: str, frame: int, options: RenderOptions) -> bytes:
+    """Frame ``frame`` of a DICOM video (thumbnails and rendered frames of videos)."""
+    from PIL import Image
+
+    from trialpacs.records.dicomwrap import video_stream
+    from trialpacs.records.video import frames
+
+    for number, rgb in enumerate(frames(video_stream(ds), stream_format), start=1):
+        if number == frame:
+            return encode(Image.fromarray(rgb, mode="RGB"), options)
+    raise NotFound(f"the video has no frame {frame}")
 
 
 def render_target(refs: list[InstanceRef], sop: str | None) -> InstanceRef:
