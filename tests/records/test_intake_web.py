@@ -100,6 +100,12 @@ def test_records_go_from_upload_to_dicomweb_next_to_the_images(archive: Archive)
     assert "BulkDataURI" in meta["00420011"]
     bulk = reader.get(base + "/bulkdata/00420011")
     assert bulk.status_code == 200 and b"%PDF" in bulk.content
+    # its thumbnail (portal series list, OHIF study panel): the first page, mostly white
+    thumb = reader.get(base + "/thumbnail?viewport=96,96", headers={"Accept": "image/jpeg"})
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    page_image = np.asarray(Image.open(io.BytesIO(thumb.content)).convert("L"))
+    assert max(page_image.shape) == 96 and (page_image > 200).mean() > 0.5
+    assert page_image.min() < 100  # some text (or redaction boxes) on it
 
     # original formats for download
     got = reader.get(rec["download"])

@@ -410,7 +410,27 @@ def _render_ref(archive: Archive, ref: InstanceRef, frame: int, options: RenderO
 
     if ref.transfer_syntax in DICOM_STREAM_FORMATS:
         return _video_frame(ds, DICOM_STREAM_FORMATS[ref.transfer_syntax], frame, options)
+    if ref.sop_class_uid == ENCAPSULATED_PDF:
+        return _pdf_page(ds, frame, options)
     return render(ds, frame, options)
+
+
+ENCAPSULATED_PDF = "1.2.840.10008.5.1.4.1.1.104.1"
+
+
+def _pdf_page(ds: Dataset, page: int, options: RenderOptions) -> bytes:
+    """Page ``page`` of an Encapsulated PDF (pdfium through pdfplumber), for thumbnails."""
+    import io
+
+    import pdfplumber
+
+    from trialpacs.records.dicomwrap import encapsulated_document
+
+    with pdfplumber.open(io.BytesIO(encapsulated_document(ds))) as doc:
+        if not 1 <= page <= len(doc.pages):
+            raise NotFound(f"the document has no page {page}")
+        image = doc.pages[page - 1].to_image(resolution=72).original
+        return encode(image.convert("RGB"), options)
 
 
 def _video_frame(ds: Dataset, stream_format: str, frame: int, options: RenderOptions) -> bytes:
