@@ -24,6 +24,7 @@ from trialpacs.trials.intake import store_for_site
 from trialpacs.web.app import create_app
 
 PASSWORD = "portal-Pass-phrase-93"
+NEW_PASSWORD = "her-own-Phrase-2718"
 CONFIG = """\
 version: 1
 regions: [{{id: eu}}]
@@ -77,9 +78,11 @@ def _csrf(html: str) -> str:
     return found.group(1)
 
 
-def sign_in(client: TestClient, username: str, otp: str | None = None) -> None:
+def sign_in(
+    client: TestClient, username: str, otp: str | None = None, password: str = PASSWORD
+) -> None:
     token = _csrf(client.get("/login").text)
-    form = {"csrf_token": token, "username": username, "password": PASSWORD}
+    form = {"csrf_token": token, "username": username, "password": password}
     if otp:
         form["otp"] = otp
     r = client.post("/login", data=form, follow_redirects=False)
@@ -348,9 +351,27 @@ def test_admin_creates_a_local_user_and_resets_mfa(
     assert again.status_code == 400 and "exists already" in again.text
     trail = {(e["action"], e["actor"]) for e in query(archive.db, Filter(object="nina"))}
     assert {("auth.user.add", "adam"), ("auth.role.grant", "adam")} <= trail
-    # nina signs in with the password she was given, enrols a second factor
+    # the password is a temporary one: no session until nina chose her own
     client.cookies.clear()
-    sign_in(client, "nina")
+    login = {"csrf_token": _csrf(client.get("/login").text), "username": "nina",
+             "password": PASSWORD}  # fmt: skip
+    asked = client.post("/login", data=login)
+    assert asked.status_code == 401 and 'name="new_password"' in asked.text
+    assert "tp_session" not in asked.headers.get("set-cookie", "")
+    same = client.post("/login", data={**login, "new_password": PASSWORD})
+    assert same.status_code == 400 and "differ" in same.text
+    weak = client.post("/login", data={**login, "new_password": "short"})
+    assert weak.status_code == 400 and "at least" in weak.text
+    chosen = client.post("/login", data={**login, "new_password": NEW_PASSWORD},
+                         follow_redirects=False)  # fmt: skip
+    assert chosen.status_code == 303 and "tp_session" in chosen.headers["set-cookie"]
+    assert ("auth.user.password", "nina") in {
+        (e["action"], e["actor"]) for e in query(archive.db, Filter(object="nina"))
+    }
+    client.cookies.clear()
+    login["csrf_token"] = _csrf(client.get("/login").text)
+    assert client.post("/login", data=login).status_code == 401  # the temporary one is gone
+    sign_in(client, "nina", password=NEW_PASSWORD)
     assert studies["T2"] in client.get("/worklist").text
     account = client.get("/account")
     r = client.post("/account/mfa", data={"csrf_token": _csrf(account.text)})
@@ -369,7 +390,7 @@ def test_admin_creates_a_local_user_and_resets_mfa(
     trail = {(e["action"], e["actor"]) for e in query(archive.db, Filter(object="nina"))}
     assert ("auth.user.reset_mfa", "adam") in trail
     client.cookies.clear()
-    sign_in(client, "nina")
+    sign_in(client, "nina", password=NEW_PASSWORD)
     # not an administrator: the forms do not exist
     token = _csrf(client.get("/worklist").text)
     assert client.post("/admin/users", data={**form, "csrf_token": token}).status_code == 404

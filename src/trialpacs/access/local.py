@@ -26,6 +26,14 @@ class MfaRequired(AuthFailed):
     """The password was right and a TOTP code is needed to finish."""
 
 
+class PasswordChangeRequired(AuthFailed):
+    """Password (and code) right, but it is a temporary one: a new one is needed first."""
+
+    def __init__(self, user_pk: int) -> None:
+        super().__init__("the password must be changed")
+        self.user_pk = user_pk
+
+
 @dataclass(frozen=True)
 class LockoutPolicy:
     threshold: int = 5
@@ -90,6 +98,9 @@ def _attempt(
         return AuthFailed()
     user.failed_logins = 0
     user.locked_until = None
+    if user.password_change_required:
+        events.record(session, "login.fail", username, detail="temporary password")
+        return PasswordChangeRequired(user.pk)
     user.last_login_at = moment
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)

@@ -45,6 +45,8 @@ class User(Base):
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A temporary password set by an administrator: no session until the user chose their own.
+    password_change_required: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class RoleGrant(Base):

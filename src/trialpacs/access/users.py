@@ -49,7 +49,9 @@ def add_user(
     email: str = "",
     min_length: int = 12,
     actor: str = "cli",
+    temporary: bool = False,
 ) -> int:
+    """``temporary``: the password is one an administrator hands over; the user must replace it."""
     username = check_username(username)
     pw_hash = None
     if password is not None:
@@ -65,6 +67,7 @@ def add_user(
             password_hash=pw_hash,
             display_name=display_name,
             email=email,
+            password_change_required=temporary and password is not None,
         )
         session.add(user)
         session.flush()
@@ -79,6 +82,7 @@ def set_password(
     with db.write() as session:
         user = _require(session, username)
         user.password_hash = hash_password(password)
+        user.password_change_required = False
         user.failed_logins = 0
         user.locked_until = None
         events.record(session, "user.password", username, actor=actor)

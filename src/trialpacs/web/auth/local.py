@@ -13,7 +13,13 @@ from starlette.concurrency import run_in_threadpool
 from trialpacs.access import mfa
 from trialpacs.access.authenticator import Authenticator
 from trialpacs.access.ldap import LdapDirectory
-from trialpacs.access.local import AuthFailed, LockoutPolicy, MfaRequired, authenticate
+from trialpacs.access.local import (
+    AuthFailed,
+    LockoutPolicy,
+    MfaRequired,
+    PasswordChangeRequired,
+    authenticate,
+)
 from trialpacs.access.policy import Principal
 from trialpacs.access.users import get_user
 from trialpacs.archive import Archive
@@ -70,6 +76,9 @@ async def login(
         user_pk, provider = await run_in_threadpool(_password_sign_in, archive, body)
     except MfaRequired:
         return JSONResponse({"detail": "a one-time code is required", "mfa_required": True}, 401)
+    except PasswordChangeRequired:
+        detail = "the password is a temporary one: choose a new one on the sign-in page"
+        return JSONResponse({"detail": detail, "password_change_required": True}, 401)
     except AuthFailed:
         return JSONResponse(FAILED, status_code=401)
     if body.session == "cookie":

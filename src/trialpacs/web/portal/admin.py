@@ -71,7 +71,7 @@ async def change_account(request: Request) -> Response:
 
 @router.post("/admin/users", include_in_schema=False)
 async def create_user(request: Request) -> Response:
-    """A local account with the password the administrator hands over, and optionally a role."""
+    """A local account with a temporary password (replaced at first sign-in), optionally a role."""
     actor = _admin(request)
     form = await require_csrf(request)
     username = form.get("username", "").strip()
@@ -83,8 +83,15 @@ async def create_user(request: Request) -> Response:
         # The role is checked before the account exists, so a typo leaves nothing behind.
         if role:
             parse_grant(role)
-        users.add_user(archive.db, username, password=password, display_name=form.get(
-            "display_name", "").strip()[:256], min_length=min_length, actor=actor)  # fmt: skip
+        users.add_user(
+            archive.db,
+            username,
+            password=password,
+            display_name=form.get("display_name", "").strip()[:256],
+            min_length=min_length,
+            actor=actor,
+            temporary=True,
+        )
         if role:
             users.grant(archive.db, username, role, actor)
 

@@ -170,6 +170,7 @@ def sign_in_page(
     status: int = 200,
     username: str = "",
     otp: bool = False,
+    change: bool = False,
 ) -> Response:
     settings = archive_of(request).settings
     providers = {
@@ -180,6 +181,12 @@ def sign_in_page(
     return page(
         request,
         "login.html",
-        {"message": message, "providers": providers, "username": username, "otp": otp},
+        {
+            "message": message,
+            "providers": providers,
+            "username": username,
+            "otp": otp,
+            "change": change,
+        },
         status=status,
     )

@@ -14,9 +14,9 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from trialpacs.access import mfa
+from trialpacs.access import mfa, users
 from trialpacs.access.authenticator import Authenticator
-from trialpacs.access.local import AuthFailed, MfaRequired
+from trialpacs.access.local import AuthFailed, MfaRequired, PasswordChangeRequired
 from trialpacs.access.users import get_user
 from trialpacs.web.auth.finish import clear_session_cookie, set_session_cookie
 from trialpacs.web.auth.local import Login, _password_sign_in
@@ -64,6 +64,23 @@ async def login(request: Request) -> Response:
     except MfaRequired:
         message = "Enter the code from your authenticator app." if not body.otp else FAILED
         return sign_in_page(request, message, status=401, username=username, otp=True)
+    except PasswordChangeRequired as exc:
+        new = form.get("new_password", "")
+        if not new:
+            message = "Your password is a temporary one: choose your own."
+            return sign_in_page(request, message, status=401, username=username, change=True)
+        if new == body.password:
+            message = "The new password must differ from the temporary one."
+            return sign_in_page(request, message, status=400, username=username, change=True)
+        try:
+            await run_in_threadpool(
+                users.set_password, archive.db, username, new,
+                min_length=archive.settings.password_min_length, actor=username,
+            )  # fmt: skip
+        except ValueError as problem:
+            return sign_in_page(request, str(problem), status=400, username=username, change=True)
+        # Password and code were verified in this request; the new password is now the only one.
+        user_pk, provider = exc.user_pk, "local"
     except AuthFailed:
         return sign_in_page(request, FAILED, status=401, username=username)
     auth: Authenticator = request.app.state.auth

@@ -3,6 +3,7 @@
 ``workspace`` (the default): the reader's private workspace only;
 ``trial``: stored into the trial's de-identified archive as a new series of
 the study, served over DICOMweb to the trial's users.
+``users.password_change_required``: the account has a temporary password.
 
 Revision ID: 0019
 Revises: 0005
@@ -26,8 +27,20 @@ def upgrade() -> None:
                 "reader_reports", sa.String(length=16), nullable=False, server_default="workspace"
             )
         )
+    # A temporary password set by an administrator must be replaced at first sign-in.
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(
+            sa.Column(
+                "password_change_required",
+                sa.Boolean(),
+                nullable=False,
+                server_default=sa.false(),
+            )
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("password_change_required")
     with op.batch_alter_table("trials") as batch:
         batch.drop_column("reader_reports")
