@@ -14,9 +14,20 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, false, insert, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    and_,
+    bindparam,
+    false,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from trialpacs.audit.models import AuditChainHead, AuditEntry
@@ -155,17 +166,15 @@ def append_many(
     The UPDATE of the head row comes first: on PostgreSQL it row-locks the
     head until commit, on SQLite it takes the database write lock, so two
     appenders (threads, processes or servers) can never read the same head.
-    Core statements rather than ORM objects: this runs inside every store
-    transaction, where flushes of tracked objects cost more than the SQL.
+    Core statements on the session's connection: this runs inside every
+    store transaction, where the ORM's statement handling costs more than the SQL.
     """
     if not events:
         return []
-    session.execute(update(AuditChainHead).where(AuditChainHead.id == 1).values(id=1))
-    head = session.execute(
-        select(AuditChainHead.seq, AuditChainHead.hash).where(AuditChainHead.id == 1)
-    ).first()
+    conn = session.connection()
+    head = conn.execute(_LOCK_HEAD).first()
     if head is None:
-        session.execute(insert(AuditChainHead).values(id=1, seq=0, hash=GENESIS))
+        conn.execute(insert(_HEAD).values(id=1, seq=0, hash=GENESIS))
         seq, prev = 0, GENESIS
     else:
         seq, prev = int(head.seq), str(head.hash)
@@ -176,11 +185,23 @@ def append_many(
         values = _values(event, seq, prev, at)
         prev = values["hash"]
         rows.append(values)
-    session.execute(insert(AuditEntry), rows)
-    session.execute(
-        update(AuditChainHead).where(AuditChainHead.id == 1).values(seq=seq, hash=prev)
-    )
+    conn.execute(_INSERT_ENTRY, rows[0] if len(rows) == 1 else rows)
+    conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     return rows
+
+
+# Built once: this runs inside every store transaction. The first statement
+# both locks the head (row lock on PostgreSQL, write lock on SQLite) and reads it.
+_HEAD = cast(Table, AuditChainHead.__table__)
+_LOCK_HEAD = (
+    update(_HEAD).where(_HEAD.c.id == 1).values(id=1).returning(_HEAD.c.seq, _HEAD.c.hash)
+)
+_INSERT_ENTRY = insert(cast(Table, AuditEntry.__table__))
+_MOVE_HEAD = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 
 def record(db: Database, event: AuditEvent) -> dict[str, Any]:
