@@ -2,6 +2,20 @@
 (function () {
   'use strict';
 
+  // Table and message helpers for the pages' own scripts (qc.js, reads.js), which load after this one.
+  window.trialpacsPortal = {
+    cell: function (tr, text) {
+      var td = document.createElement('td');
+      td.textContent = text == null ? '' : String(text);
+      tr.appendChild(td);
+      return td;
+    },
+    say: function (element, text) {
+      element.hidden = !text;
+      element.textContent = text || '';
+    }
+  };
+
   // "Open in viewer": fetch a short-lived bearer token for this browser session and hand
   // it to OHIF in the URL fragment, which never reaches a server or its logs.
   document.addEventListener('click', function (event) {

@@ -7,16 +7,10 @@
   var template = document.getElementById('qc-sign');
   if (!table) return;
 
-  function cell(tr, text) {
-    var td = document.createElement('td');
-    td.textContent = text == null ? '' : String(text);
-    tr.appendChild(td);
-    return td;
-  }
+  var cell = window.trialpacsPortal.cell;
 
   function say(text) {
-    message.hidden = !text;
-    message.textContent = text || '';
+    window.trialpacsPortal.say(message, text);
   }
 
   function thumbs(td, item) {
