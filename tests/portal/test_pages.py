@@ -15,7 +15,7 @@ from pydicom.uid import generate_uid
 from dicomfactory import make_bytes, make_dataset, to_bytes
 from trialpacs.access import users
 from trialpacs.archive import Archive
-from trialpacs.audit.chain import Filter, query
+from trialpacs.audit.chain import AuditEvent, Filter, append_many, query
 from trialpacs.config import apply, current, load_text
 from trialpacs.ingest.store import Placement, StoreOutcome, store_many
 from trialpacs.portal import worklist
@@ -483,3 +483,21 @@ def test_viewer_reports_are_re_encoded_for_the_archive(
     where = Placement(collection="published", trial_id="T1", site_id="S1")
     (stored,) = store_many(world[0], [archive_encoding(raw.getvalue())], placement=where)
     assert isinstance(stored, StoreOutcome), stored
+
+
+def test_audit_export_holds_the_whole_matching_trail(
+    client: TestClient, world: tuple[Archive, dict[str, str]]
+) -> None:
+    """A monitor's export is evidence: every matching entry, oldest first, not the newest 500."""
+    archive = world[0]
+    events = [
+        AuditEvent(action="test.bulk", actor="bulk", trial="T1", object=f"n{i}")
+        for i in range(2300)
+    ]
+    with archive.db.write() as session:
+        append_many(session, events)
+    sign_in(client, "mona")
+    rows = client.get("/audit/export?format=json&action=test.bulk").json()
+    assert [r["object"] for r in rows] == [f"n{i}" for i in range(2300)]
+    lines = client.get("/audit/export?format=csv&action=test.bulk").text.strip().splitlines()
+    assert len(lines) == 1 + 2300

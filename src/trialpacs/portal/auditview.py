@@ -8,7 +8,8 @@ places in T. Filters are the ones ``trialpacs audit list`` takes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +19,9 @@ from trialpacs.audit.chain import Filter, query
 from trialpacs.errors import InvalidInput, NotFound
 from trialpacs.index.db import Database
 
-MAX_ENTRIES = 500  # an export holds at most this many (the newest) entries
+MAX_ENTRIES = 500  # the largest page a caller may ask for on screen
 PAGE_SIZE = 100
+EXPORT_PAGE = 1000  # entries read per query while an export streams
 FORMATS = ("csv", "json", "fhir", "atna")
 
 
@@ -33,12 +35,30 @@ def scopes(principal: Principal) -> list[tuple[str | None, str | None]] | None:
     return [(s.trial, s.site) for s in found]
 
 
-def entries(db: Database, principal: Principal, flt: Filter) -> list[dict[str, Any]]:
-    """Oldest first, at most ``MAX_ENTRIES`` (the newest ones)."""
+def export_pages(db: Database, principal: Principal, flt: Filter) -> Iterator[list[dict[str, Any]]]:
+    """Every entry of the caller's slice that matches, oldest first, a page at a time.
+
+    A monitor's export is evidence: it holds the whole matching trail, not the
+    newest few hundred entries, and streams so a long trail never sits in memory.
+    The caller's scopes and the dates are checked before the first page, so a
+    refusal is an error response rather than a truncated download. Entries
+    appended while the export streams come after the last one read, so the
+    offsets stay valid.
+    """
     _check_dates(flt)
     flt.scopes = scopes(principal)
-    flt.newest_first, flt.offset, flt.limit = True, 0, MAX_ENTRIES
-    return list(reversed(query(db, flt)))
+    flt.newest_first = False
+
+    def pages() -> Iterator[list[dict[str, Any]]]:
+        offset = 0
+        while True:
+            found = query(db, replace(flt, offset=offset, limit=EXPORT_PAGE))
+            if not found:
+                return
+            yield found
+            offset += len(found)
+
+    return pages()
 
 
 @dataclass(frozen=True)
@@ -73,14 +93,8 @@ def _check_dates(flt: Filter) -> None:
                 raise InvalidInput(message) from None
 
 
-def export(found: list[dict[str, Any]], fmt: str) -> tuple[str, str]:
-    """The body and its media type."""
-    if fmt == "csv":
-        return exports.to_csv(found), "text/csv; charset=utf-8"
-    if fmt == "json":
-        return exports.to_json(found), "application/json"
-    if fmt == "fhir":
-        return exports.to_fhir_bundle(found), "application/fhir+json"
-    if fmt == "atna":
-        return exports.to_atna_xml(found), "application/xml"
-    raise InvalidInput(f"format must be one of {', '.join(FORMATS)}")
+def export_media_type(fmt: str) -> str:
+    """The media type of ``fmt``; an unknown format is the caller's error."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"format must be one of {', '.join(FORMATS)}")
+    return exports.MEDIA_TYPES[fmt]

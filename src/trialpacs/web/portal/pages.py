@@ -12,12 +12,13 @@ from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from trialpacs.access.policy import Principal, Resource, decide, visible_scopes
 from trialpacs.access.users import list_users
 from trialpacs.access.workspace import Workspaces
+from trialpacs.audit import exports as audit_exports
 from trialpacs.audit.chain import Filter, verify
 from trialpacs.dimse.remote_aes import list_all
 from trialpacs.errors import InvalidInput
@@ -216,14 +217,16 @@ async def audit_export(request: Request, format: str = "csv") -> Response:
     if not can_audit(principal):
         raise _refuse()
     flt = _audit_filter(request)
-    found = await run_in_threadpool(auditview.entries, archive_of(request).db, principal, flt)
-    body, media_type = auditview.export(found, format)
+    media_type = auditview.export_media_type(format)
+    pages = await run_in_threadpool(auditview.export_pages, archive_of(request).db, principal, flt)
     suffix = {"fhir": "fhir.json", "atna": "atna.xml"}.get(format, format)
     headers = {
         **SECURITY_HEADERS,
         "Content-Disposition": f'attachment; filename="audit.{suffix}"',
     }
-    return Response(body, media_type=media_type, headers=headers)
+    return StreamingResponse(
+        audit_exports.stream(format, pages), media_type=media_type, headers=headers
+    )
 
 
 @router.get("/workspace", include_in_schema=False)
