@@ -14,7 +14,7 @@ import zlib
 from dataclasses import dataclass, field
 
 import orjson
-from sqlalchemy import ColumnElement, Select, and_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, select
 from sqlalchemy.orm import Session
 
 from trialpacs.access.policy import Principal
@@ -26,10 +26,9 @@ from trialpacs.trials.models import PUBLISHED, PipelineSeries
 
 TIMEPOINT_TAG = "00120050"
 MAX_ROWS = 200
-# A pipeline status other than published lives in pipeline_series, one row per series:
-# filtering on it scans at most this many studies.
-STATUS_SCAN = 2000
 STATUSES = ("published", "received", "queued", "processing", "held_qc", "needs_attention")
+# An identified study shows the least advanced state of its series, in this order.
+PRECEDENCE = ("needs_attention", "held_qc", "processing", "queued", "published")
 _DATE_RE = re.compile(r"^\d{4}-?\d{2}-?\d{2}$")
 _TEXT_RE = re.compile(r"^[\w .^*?-]{0,64}$")
 
@@ -123,9 +122,31 @@ def _statement(filters: Filters, visible: ColumnElement[bool] | None) -> Select[
         conds.append(Study.collection == PUBLISHED)
     elif filters.status:
         conds.append(Study.collection != PUBLISHED)
+        conds.append(_has_status(filters.status))
     if conds:
         stmt = stmt.where(and_(*conds))
     return stmt.order_by(Study.study_date.desc(), Study.pk.desc())
+
+
+def _has_status(status: str) -> ColumnElement[bool]:
+    """SQL for "the study's shown status is ``status``" (see ``_status``).
+
+    The status is the first state of ``PRECEDENCE`` that any of the study's
+    series is in, or ``received`` when none is: so a study has status S when
+    one series is in S and none is in a state ranked before S. Evaluated in
+    SQL so paging stays right however many studies are in the quarantine.
+    """
+
+    def any_in(states: tuple[str, ...]) -> ColumnElement[bool]:
+        return exists().where(
+            PipelineSeries.study_uid == Study.study_uid, PipelineSeries.state.in_(states)
+        )
+
+    if status == "received":
+        return ~any_in(PRECEDENCE)
+    before = PRECEDENCE[: PRECEDENCE.index(status)]
+    found = any_in((status,))
+    return and_(found, ~any_in(before)) if before else found
 
 
 def _like(text: str) -> str:
@@ -135,21 +156,12 @@ def _like(text: str) -> str:
 
 def search(db: Database, principal: Principal, filters: Filters) -> Page:
     visible = _visible(principal)
-    filtered = bool(filters.status and filters.status != "published")
     with db.read() as session:
-        stmt = _statement(filters, visible)
-        if filtered:
-            studies = list(session.scalars(stmt.limit(STATUS_SCAN)).all())
-        else:
-            stmt = stmt.offset(filters.offset).limit(filters.limit + 1)
-            studies = list(session.scalars(stmt).all())
-        rows = [_row(session, s) for s in studies]
+        stmt = _statement(filters, visible).offset(filters.offset).limit(filters.limit + 1)
+        rows = [_row(session, s) for s in session.scalars(stmt).all()]
         trials = sorted(
             t for t in session.scalars(_trials_statement(visible)).all() if t is not None
         )
-    if filtered:
-        rows = [r for r in rows if r.status == filters.status]
-        rows = rows[filters.offset : filters.offset + filters.limit + 1]
     more = len(rows) > filters.limit
     return Page(rows[: filters.limit], more, filters, trials)
 
@@ -209,7 +221,7 @@ def _status(session: Session, study: Study) -> str:
             select(PipelineSeries.state).where(PipelineSeries.study_uid == study.study_uid)
         ).all()
     )
-    for state in ("needs_attention", "held_qc", "processing", "queued", "published"):
+    for state in PRECEDENCE:
         if state in states:
             return state
     return "received"

@@ -156,7 +156,10 @@ class PipelineSeries(Base):
     """Where one identified series is on its way to publication."""
 
     __tablename__ = "pipeline_series"
-    __table_args__ = (Index("ix_pipeline_series_trial_site", "trial_id", "site_id"),)
+    __table_args__ = (
+        Index("ix_pipeline_series_trial_site", "trial_id", "site_id"),
+        Index("ix_pipeline_series_study_state", "study_uid", "state"),
+    )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True)
     series_uid: Mapped[str] = mapped_column(String(64), unique=True)
