@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from tests.support.services import postgres_database
 
 from trialpacs.access import signing_grants as sg
@@ -91,3 +92,19 @@ def test_expired_grants_cannot_be_answered_or_used(db: Database) -> None:
     with pytest.raises(sg.GrantRefused):
         sg.consume(db, token, username="dm", purpose="read:4")
     sg.consume(db, token, username="olivia", purpose="read:4")
+
+
+def test_long_expired_grants_are_purged_when_a_new_one_starts(db: Database) -> None:
+    """Expired grants do not pile up; a recently expired one is kept a day."""
+    day_old = time.time() - sg.PURGE_AFTER_SECONDS - sg.GRANT_SECONDS - 1
+    sg.start(
+        db, username="olivia", purpose="read:6", method="oidc", handle="old", requested_at=day_old
+    )
+    recent = time.time() - sg.GRANT_SECONDS - 1
+    sg.start(
+        db, username="olivia", purpose="read:7", method="oidc", handle="recent", requested_at=recent
+    )
+    sg.start(db, username="olivia", purpose="read:8", method="oidc", handle="new")
+    with db.read() as session:
+        handles = set(session.scalars(select(sg.SigningGrant.handle)).all())
+    assert handles == {"recent", "new"}

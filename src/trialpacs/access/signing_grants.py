@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, Index, String, Text, update
+from sqlalchemy import Float, Index, String, Text, delete, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from trialpacs.audit import AuditEvent, record
@@ -28,6 +28,10 @@ from trialpacs.index.db import Database
 from trialpacs.index.models import Base
 
 GRANT_SECONDS = 300.0
+# Expired grants are deleted when a new one starts, after this grace period.
+# They prove nothing once expired; what happened is in the audit trail
+# (``signature.reauth``, ``signature.sign``), so nothing is lost.
+PURGE_AFTER_SECONDS = 86400.0
 
 
 class SigningGrant(Base):
@@ -79,6 +83,9 @@ def start(
     token = "tpg_" + secrets.token_urlsafe(32)
     now = time.time() if requested_at is None else requested_at
     with db.write() as session:
+        session.execute(
+            delete(SigningGrant).where(SigningGrant.expires_at < time.time() - PURGE_AFTER_SECONDS)
+        )
         session.add(
             SigningGrant(
                 token_hash=_digest(token),
