@@ -99,6 +99,11 @@ def pdf_legible(data: bytes) -> str:
             pil = pikepdf.PdfImage(img).as_pil_image()  # type: ignore[arg-type]
             arr = np.asarray(pil.convert("RGB"), dtype=np.uint8)
             parts += [t for _, t in ocr.read_lines(arr)]
+        for op in pikepdf.parse_content_stream(page):  # inline images (BI … EI) too
+            if isinstance(op, pikepdf.ContentStreamInlineImage):
+                pil = op.iimage.as_pil_image()
+                arr = np.asarray(pil.convert("RGB"), dtype=np.uint8)
+                parts += [t for _, t in ocr.read_lines(arr)]
     return "\n".join(parts)
 
 

@@ -195,6 +195,21 @@ def scanned_pdf(p: Person, rng: random.Random) -> Item:
     return Item("scanned-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep, phi[-1:], text)
 
 
+def inline_image_pdf(p: Person, rng: random.Random) -> Item:
+    """A report pasted as an inline image (BI … ID … EI) under a clinical text line."""
+    lines, phi, keep = report_lines(p, rng)
+    img = _render(lines)
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=A4)
+    c.setFont("Helvetica", 11)
+    c.drawString(60, 780, "Clinical summary attached below.")
+    c.drawInlineImage(img, 40, 420, width=515, height=240)
+    c.showPage()
+    c.save()
+    text = "\n".join(lines)
+    return Item("inline-image-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep, phi[-1:], text)
+
+
 def hl7(p: Person, rng: random.Random) -> Item:
     lines, phi_lines, keep = report_lines(p, rng)
     narrative = [*lines[4:], f"Patient {p.first} {p.last} seen on {p.us_birth}."]
@@ -330,7 +345,7 @@ def labelled_set(n: int = 4, seed: int = 12, videos: int = 1) -> list[Item]:
     rng = random.Random(seed)
     items: list[Item] = []
     for _ in range(n):
-        for make in (text_pdf, scanned_pdf, hl7, fhir_bundle):
+        for make in (text_pdf, scanned_pdf, inline_image_pdf, hl7, fhir_bundle):
             items.append(make(person(rng), rng))
     for _ in range(videos):
         items.append(video_clip(person(rng), rng))

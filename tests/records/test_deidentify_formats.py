@@ -10,7 +10,15 @@ import zlib
 import pikepdf
 import pytest
 from evaluate import deidentifier, run, video_legible
-from labelled_records import fhir_bundle, hl7, person, scanned_pdf, text_pdf, video_clip
+from labelled_records import (
+    fhir_bundle,
+    hl7,
+    inline_image_pdf,
+    person,
+    scanned_pdf,
+    text_pdf,
+    video_clip,
+)
 from pydicom import dcmread
 
 from dicomfactory import make_dataset
@@ -58,6 +66,25 @@ def test_scanned_pdf_page_is_masked_where_phi_was() -> None:
     out = run(item, deidentifier())
     assert set(out.left()) <= set(item.hard), out.text
     assert out.kept(), "the clinical lines of the scan must stay legible"
+
+
+def test_inline_image_is_masked_and_the_rest_of_the_page_unchanged() -> None:
+    item = inline_image_pdf(person(_rng(11)), _rng(11))
+    out = run(item, deidentifier())  # out.text: text layer + OCR of every image, inline too
+    assert set(out.left()) <= set(item.hard), out.text
+    assert out.kept(), "the clinical lines of the pasted report must stay legible"
+    doc = pikepdf.open(io.BytesIO(out.data))
+    ops = pikepdf.parse_content_stream(doc.pages[0])
+    assert not any(isinstance(op, pikepdf.ContentStreamInlineImage) for op in ops)
+    original = pikepdf.open(io.BytesIO(item.data))
+    before = pikepdf.parse_content_stream(original.pages[0])
+    at = [i for i, op in enumerate(before) if isinstance(op, pikepdf.ContentStreamInlineImage)]
+    assert len(at) == 1 and len(ops) == len(before)
+    assert str(ops[at[0]].operator) == "Do"  # drawn in the same place, same matrix
+    for i, (a, b) in enumerate(zip(before, ops, strict=True)):
+        if i != at[0]:
+            assert a.operator == b.operator and list(a.operands) == list(b.operands)
+    assert "Clinical summary attached below." in out.text
 
 
 def test_hl7_identifiers_gone_dates_shifted_like_the_images() -> None:

@@ -19,7 +19,9 @@ How (docs/records.md):
    in white Helvetica is drawn where the text was.
 4. Images (scanned pages, pasted screenshots) are OCR'd with the pixel
    de-identification's engine; lines with PHI are painted black and the
-   image is written back as Flate RGB.
+   image is written back as Flate RGB. Inline images (``BI … EI``) are
+   OCR'd the same way; one with PHI becomes a masked image XObject drawn
+   by ``Do`` in its place.
 5. Document information, XMP metadata, annotations, forms, outlines,
    embedded files, JavaScript, thumbnails and page piece info are removed.
 6. Verification: the output's text layer is extracted again and must hold
@@ -127,7 +129,11 @@ class _Walker:
         st = _State()
         stack: list[_State] = []
         out: list[Any] = []
-        for operands, op in operations:
+        for instr in operations:
+            if isinstance(instr, pikepdf.ContentStreamInlineImage):
+                out.append(instr)  # kept as parsed (re-wrapping it would lose the image)
+                continue
+            operands, op = instr
             name = str(op)
             if name == "q":
                 stack.append(st.copy())
@@ -328,14 +334,7 @@ def _mask_image(xo: Any, ocr: OcrFn, phi: RecordPhi) -> tuple[bool, list[str]]:
     except Exception as exc:
         raise PdfRedactionError(f"PDF: an image cannot be decoded for OCR: {exc}") from exc
     arr = np.asarray(pil, dtype=np.uint8).copy()
-    hits = []
-    lines = []
-    for (x0, y0, x1, y1), text in ocr(arr):
-        lines.append(text)
-        if phi.find(text):
-            pad = max(2, (y1 - y0) // 6)
-            arr[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad] = 0
-            hits.append(text)
+    hits, lines = _mask_pixels(arr, ocr, phi)
     if not hits:
         return False, lines
     xo.write(zlib.compress(arr.tobytes()), filter=pikepdf.Name.FlateDecode)
@@ -346,6 +345,81 @@ def _mask_image(xo: Any, ocr: OcrFn, phi: RecordPhi) -> tuple[bool, list[str]]:
         if key in xo:
             del xo[key]
     return True, lines
+
+
+def _mask_pixels(arr: NDArray[np.uint8], ocr: OcrFn, phi: RecordPhi) -> tuple[list[str], list[str]]:
+    """Paints black the OCR lines of ``arr`` that hold PHI; returns (hits, all lines)."""
+    hits: list[str] = []
+    lines: list[str] = []
+    for (x0, y0, x1, y1), text in ocr(arr):
+        lines.append(text)
+        if phi.find(text):
+            pad = max(2, (y1 - y0) // 6)
+            arr[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad] = 0
+            hits.append(text)
+    return hits, lines
+
+
+def _mask_inline_images(
+    pdf: pikepdf.Pdf, page: pikepdf.Page, ocr: OcrFn, phi: RecordPhi
+) -> tuple[int, list[str]]:
+    """OCR of inline images (``BI … ID … EI``); those with PHI become masked XObjects.
+
+    An inline image is painted in the unit square of the current matrix,
+    exactly like ``/Name Do`` of an image XObject, so the instruction is
+    swapped for a ``Do`` of the masked pixels (Flate RGB) and nothing else
+    on the page moves. Images without PHI stay inline, byte for byte.
+    """
+    ops = pikepdf.parse_content_stream(page)
+    if not any(isinstance(op, pikepdf.ContentStreamInlineImage) for op in ops):
+        return 0, []
+    out: list[Any] = []
+    masked = 0
+    lines: list[str] = []
+    for op in ops:
+        if not isinstance(op, pikepdf.ContentStreamInlineImage):
+            out.append(op)
+            continue
+        ii = op.iimage
+        if min(int(ii.width), int(ii.height)) < MIN_IMAGE_SIDE or ii.image_mask:
+            out.append(op)
+            continue
+        try:
+            pil = ii.as_pil_image().convert("RGB")
+        except Exception as exc:
+            raise PdfRedactionError(
+                f"PDF page {page.index + 1}: an inline image cannot be decoded for OCR: {exc}"
+            ) from exc
+        arr = np.asarray(pil, dtype=np.uint8).copy()
+        hits, found = _mask_pixels(arr, ocr, phi)
+        lines += found
+        if not hits:
+            out.append(op)
+            continue
+        xo = pdf.make_stream(
+            zlib.compress(arr.tobytes()),
+            Type=pikepdf.Name.XObject,
+            Subtype=pikepdf.Name.Image,
+            Width=arr.shape[1],
+            Height=arr.shape[0],
+            ColorSpace=pikepdf.Name.DeviceRGB,
+            BitsPerComponent=8,
+            Filter=pikepdf.Name.FlateDecode,
+        )
+        if "/Resources" not in page.obj:
+            page.obj.Resources = pikepdf.Dictionary()
+        res = page.obj.Resources
+        if "/XObject" not in res:
+            res.XObject = pikepdf.Dictionary()
+        name = pikepdf.Name(f"/TPInline{masked}")
+        while name in res.XObject:
+            name = pikepdf.Name(f"{name}x")
+        res.XObject[name] = xo
+        out.append(pikepdf.ContentStreamInstruction([name], pikepdf.Operator("Do")))
+        masked += 1
+    if masked:
+        page.obj.Contents = pdf.make_stream(pikepdf.unparse_content_stream(out))
+    return masked, lines
 
 
 def extract_text(data: bytes) -> str:
@@ -402,6 +476,9 @@ def redact(data: bytes, phi: RecordPhi, ocr: OcrFn | None) -> PdfResult:
                     masked, lines = _mask_image(xo, ocr, phi)
                     result.images_masked += int(masked)
                     ocr_text += lines
+                n_inline, lines = _mask_inline_images(pdf, page, ocr, phi)
+                result.images_masked += n_inline
+                ocr_text += lines
     _clean_document(pdf)
     buf = io.BytesIO()
     pdf.save(buf, linearize=False, deterministic_id=True, compress_streams=True)
