@@ -42,9 +42,12 @@ from evaluate import deidentifier, run  # noqa: E402
 from labelled_records import (  # noqa: E402
     fhir_bundle,
     hl7,
+    inline_image_pdf,
     person,
     scanned_pdf,
     text_pdf,
+    type3_pdf,
+    type3_undecodable_pdf,
     video_clip,
 )
 
@@ -53,6 +56,10 @@ MAKERS = {
     "scanned PDF": scanned_pdf,
     "HL7 v2 ORU": hl7,
     "FHIR R4": fhir_bundle,
+    # appended last so the rows above keep their seeded documents
+    "inline PDF": inline_image_pdf,
+    "Type3 PDF": type3_pdf,
+    "Type3 raster": type3_undecodable_pdf,
 }
 
 

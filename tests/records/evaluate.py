@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass
@@ -117,8 +118,26 @@ def video_legible(mp4: bytes, every: int = 1) -> tuple[str, int]:
     return "\n".join(texts), n
 
 
+def validate_fhir_r4b(data: bytes | str) -> None:
+    """Validates a FHIR JSON resource against the R4B (4.3) models of fhir.resources.
+
+    fhir.resources 8 models R5 by default and ships R4B and STU3 but no R4
+    (4.0.1) package; R4B is the closest validator available without a second,
+    conflicting fhir.resources install. The resources we write (Bundle,
+    Patient, DiagnosticReport, DocumentReference, Observation, Organization)
+    have the same structure in R4 and R4B. Raises pydantic's ValidationError.
+    """
+    from fhir.resources.R4B import get_fhir_model_class
+
+    raw = json.loads(data)
+    get_fhir_model_class(raw["resourceType"]).model_validate(raw)
+
+
 def run(item: Item, deid: RecordDeidentifier, *, ocr_every: int = 1) -> Outcome:
     import time
+
+    if item.format == "fhir":
+        validate_fhir_r4b(item.data)  # the labelled input is valid, so output errors are ours
 
     _, wrapped = wrap_record(item.data, item.name, Intake(patient=item.patient))
     parsed = parse_part10(wrapped)
@@ -134,6 +153,7 @@ def run(item: Item, deid: RecordDeidentifier, *, ocr_every: int = 1) -> Outcome:
     elif item.format == "video":
         text, frames = video_legible(original.data, ocr_every)
     elif item.format == "fhir":
+        validate_fhir_r4b(original.data)  # every de-identified bundle, in tests and the bench
         text = original.data.decode() + "\n" + fhir.report_text(fhir.load(original.data.decode()))
     else:
         text = original.data.decode()

@@ -16,6 +16,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+import pikepdf
 from PIL import Image, ImageDraw, ImageFont
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.utils import ImageReader
@@ -210,6 +211,89 @@ def inline_image_pdf(p: Person, rng: random.Random) -> Item:
     return Item("inline-image-pdf", "pdf", buf.getvalue(), p.identity(), phi, keep, phi[-1:], text)
 
 
+_TO_UNICODE = (
+    b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap "
+    b"/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def "
+    b"/CMapName /TP-UCS def /CMapType 2 def 1 begincodespacerange <00> <FF> endcodespacerange "
+    b"1 beginbfrange <20> <FF> <0020> endbfrange endcmap "
+    b"CMapName currentdict /CMap defineresource pop end end"
+)
+
+
+def _type3_font(pdf: pikepdf.Pdf, decodable: bool) -> pikepdf.Object:
+    """A Type3 font whose glyph procedures paint 1-bit image masks of a bitmap font.
+
+    Glyph names are private (/g65 …): with ``decodable`` a ToUnicode CMap says
+    which character each code draws, without it nothing does (as in PDFs
+    from some report writers and TeX bitmap fonts).
+    """
+    font = ImageFont.load_default(size=40)
+    prefix = "g" if decodable else "T3glyph"  # pdfminer reads some names like gNN as codes
+    procs = pikepdf.Dictionary()
+    widths = []
+    for code in range(32, 256):
+        ch = bytes([code]).decode("latin-1")
+        adv = max(int(font.getlength(ch)), 10)
+        img = Image.new("L", (adv, 50), 255)
+        ImageDraw.Draw(img).text((0, 2), ch, font=font, fill=0)
+        bits = img.point(lambda v: 255 if v > 128 else 0).convert("1").tobytes()
+        units = adv * 20  # 50 px = 1000 glyph units
+        proc = (
+            (
+                f"{units} 0 0 -200 {units} 800 d1 q {units} 0 0 1000 0 -200 cm "
+                f"BI /IM true /W {adv} /H 50 /BPC 1 /F /AHx ID "
+            ).encode()
+            + bits.hex().encode()
+            + b"> EI Q"
+        )
+        procs[f"/{prefix}{code}"] = pdf.make_stream(proc)
+        widths.append(units)
+    font_dict = pikepdf.Dictionary(
+        Type=pikepdf.Name.Font,
+        Subtype=pikepdf.Name.Type3,
+        FontBBox=[0, -200, 2000, 800],
+        FontMatrix=[0.001, 0, 0, 0.001, 0, 0],
+        CharProcs=procs,
+        Encoding=pikepdf.Dictionary(
+            Type=pikepdf.Name.Encoding,
+            Differences=pikepdf.Array(
+                [32, *[pikepdf.Name(f"/{prefix}{c}") for c in range(32, 256)]]
+            ),
+        ),
+        FirstChar=32,
+        LastChar=255,
+        Widths=widths,
+        Resources=pikepdf.Dictionary(),
+    )
+    if decodable:
+        font_dict.ToUnicode = pdf.make_stream(_TO_UNICODE)
+    return pdf.make_indirect(font_dict)
+
+
+def type3_pdf(p: Person, rng: random.Random, decodable: bool = True) -> Item:
+    """The report set in a Type3 font (decodable: with a ToUnicode CMap)."""
+    lines, phi, keep = report_lines(p, rng)
+    pdf = pikepdf.new()
+    page = pdf.add_blank_page(page_size=(595, 842))
+    page.obj.Resources = pikepdf.Dictionary(Font=pikepdf.Dictionary(F3=_type3_font(pdf, decodable)))
+    body = [b"BT /F3 11 Tf 60 780 Td 22 TL"]
+    for line in lines:
+        raw = line.encode("latin-1", "replace")
+        esc = raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+        body.append(b"(" + esc + b") Tj T*")
+    body.append(b"ET")
+    page.obj.Contents = pdf.make_stream(b"\n".join(body))
+    buf = io.BytesIO()
+    pdf.save(buf)
+    kind = "type3-pdf" if decodable else "type3-raster-pdf"
+    text = "\n".join(lines)
+    return Item(kind, "pdf", buf.getvalue(), p.identity(), phi, keep, phi[-1:], text)
+
+
+def type3_undecodable_pdf(p: Person, rng: random.Random) -> Item:
+    return type3_pdf(p, rng, decodable=False)
+
+
 def hl7(p: Person, rng: random.Random) -> Item:
     lines, phi_lines, keep = report_lines(p, rng)
     narrative = [*lines[4:], f"Patient {p.first} {p.last} seen on {p.us_birth}."]
@@ -345,7 +429,15 @@ def labelled_set(n: int = 4, seed: int = 12, videos: int = 1) -> list[Item]:
     rng = random.Random(seed)
     items: list[Item] = []
     for _ in range(n):
-        for make in (text_pdf, scanned_pdf, inline_image_pdf, hl7, fhir_bundle):
+        for make in (
+            text_pdf,
+            scanned_pdf,
+            inline_image_pdf,
+            type3_pdf,
+            type3_undecodable_pdf,
+            hl7,
+            fhir_bundle,
+        ):
             items.append(make(person(rng), rng))
     for _ in range(videos):
         items.append(video_clip(person(rng), rng))

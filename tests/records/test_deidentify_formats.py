@@ -17,6 +17,7 @@ from labelled_records import (
     person,
     scanned_pdf,
     text_pdf,
+    type3_pdf,
     video_clip,
 )
 from pydicom import dcmread
@@ -27,6 +28,7 @@ from trialpacs.errors import InvalidInput
 from trialpacs.records import hl7v2
 from trialpacs.records.formats import RecordFormat, detect_format
 from trialpacs.records.intake import Intake, wrap_record
+from trialpacs.records.pdf import extract_text as pdf_text_layer
 
 
 def _rng(seed: int = 5) -> random.Random:
@@ -85,6 +87,32 @@ def test_inline_image_is_masked_and_the_rest_of_the_page_unchanged() -> None:
         if i != at[0]:
             assert a.operator == b.operator and list(a.operands) == list(b.operands)
     assert "Clinical summary attached below." in out.text
+
+
+def test_type3_font_text_is_removed_from_the_content_stream() -> None:
+    item = type3_pdf(person(_rng(13)), _rng(13), decodable=True)
+    out = run(item, deidentifier())
+    assert set(out.left()) <= set(item.hard), out.text
+    assert sorted(out.kept()) == sorted(item.keep)
+    raw = _all_stream_bytes(out.data)
+    assert item.patient.patient_id.encode() not in raw  # glyph codes gone, not covered
+    doc = pikepdf.open(io.BytesIO(out.data))
+    assert doc.pages[0].Resources.Font.F3.Subtype == "/Type3"  # still text, not an image
+
+
+def test_type3_font_without_unicode_mapping_is_rasterised_and_masked() -> None:
+    item = type3_pdf(person(_rng(17)), _rng(17), decodable=False)
+    deid = deidentifier()
+    _, wrapped = wrap_record(item.data, "r.pdf", Intake(patient=item.patient))
+    result = deid.deidentify(dcmread(io.BytesIO(wrapped)))
+    assert any("1 page(s) rasterised" in n for n in result.notes), result.notes
+    out = run(item, deid)  # text layer (none left) + OCR of the page image
+    assert pdf_text_layer(out.data).strip() == ""
+    assert set(out.left()) <= set(item.hard), out.text
+    assert out.kept(), "the clinical lines must stay legible on the rasterised page"
+    doc = pikepdf.open(io.BytesIO(out.data))
+    page = doc.pages[0]
+    assert "/Font" not in page.Resources and list(page.Resources.XObject.keys()) == ["/TPPage"]
 
 
 def test_hl7_identifiers_gone_dates_shifted_like_the_images() -> None:

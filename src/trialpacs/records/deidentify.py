@@ -212,7 +212,8 @@ def deidentify_instance(
             out.BurnedInAnnotation = "NO"
             _add_code(out, CLEAN_PIXEL)
             result.notes.append(
-                f"PDF: {red.glyphs_removed} glyph(s) removed, {red.images_masked} image(s) masked"
+                f"PDF: {red.glyphs_removed} glyph(s) removed, {red.images_masked} image(s) masked, "
+                f"{red.pages_rasterised} page(s) rasterised"
             )
         elif fmt is RecordFormat.VIDEO:
             stream, stream_fmt, fps = payload

@@ -24,7 +24,14 @@ How (docs/records.md):
    by ``Do`` in its place.
 5. Document information, XMP metadata, annotations, forms, outlines,
    embedded files, JavaScript, thumbnails and page piece info are removed.
-6. Verification: the output's text layer is extracted again and must hold
+6. A page whose glyphs do not decode to text (Type3 fonts whose glyph
+   procedures have neither ToUnicode nor standard glyph names, where
+   pdfminer would guess letters from the base encoding; or ``(cid:N)``)
+   cannot be read by the PHI engine: it is rendered with pypdfium2
+   (Apache-2.0/BSD, PDFium), OCR'd, masked and replaced by the image, like
+   a scanned page; no text layer is left on it. Type3 text that decodes
+   goes through steps 1-3 like any simple font (one byte per glyph).
+7. Verification: the output's text layer is extracted again and must hold
    none of the record's identifying values (else the PDF is refused).
 """
 
@@ -39,7 +46,9 @@ from typing import Any
 import numpy as np
 import pdfplumber
 import pikepdf
+import pypdfium2
 from numpy.typing import NDArray
+from pdfminer.glyphlist import glyphname2unicode
 
 from trialpacs.errors import InvalidInput
 from trialpacs.records.phi import RecordPhi
@@ -67,6 +76,7 @@ class PdfResult:
     data: bytes
     glyphs_removed: int = 0
     images_masked: int = 0
+    pages_rasterised: int = 0
     spans: list[str] = field(default_factory=list)
     text: str = ""  # the output's text layer (after), for verification and the SR
 
@@ -422,6 +432,81 @@ def _mask_inline_images(
     return masked, lines
 
 
+RASTER_SCALE = 2.0  # 144 dpi: what the pixel OCR reads reliably at report font sizes
+
+
+def _undecodable(chars: list[dict[str, Any]]) -> bool:
+    """Glyphs whose text the PDF does not say (Type3 procedures without a usable
+    encoding/ToUnicode): the PHI engine cannot read them, so the text layer
+    cannot be redacted and the page is rasterised instead."""
+    return any("(cid:" in str(ch.get("text", "")) for ch in chars)
+
+
+def _type3_unreadable(resources: Any, depth: int = 0) -> bool:
+    """A Type3 font that does not say which characters its glyphs are.
+
+    Without ToUnicode, a Type3 font's text is only known through its
+    Differences glyph names; private names (``/T3g65``, ``/a12``) make
+    pdfminer fall back to the base encoding, i.e. a guess that may be wrong
+    letters rather than ``(cid:N)``. Such pages are rasterised rather than
+    trusted. Fonts of Form XObjects are checked too.
+    """
+    if resources is None or depth > 12:
+        return False
+    fonts = resources.get("/Font")
+    for font in fonts.values() if fonts is not None else []:
+        if font.get("/Subtype") != "/Type3" or "/ToUnicode" in font:
+            continue
+        enc = font.get("/Encoding")
+        diffs = enc.get("/Differences") if isinstance(enc, pikepdf.Dictionary) else None
+        for item in diffs if diffs is not None else []:
+            if isinstance(item, pikepdf.Name) and str(item)[1:] not in glyphname2unicode:
+                return True
+    xobjects = resources.get("/XObject")
+    for xo in xobjects.values() if xobjects is not None else []:
+        if xo.get("/Subtype") == "/Form" and _type3_unreadable(xo.get("/Resources"), depth + 1):
+            return True
+    return False
+
+
+def _rasterise(
+    pdf: pikepdf.Pdf, page: pikepdf.Page, data: bytes, ocr: OcrFn, phi: RecordPhi
+) -> list[str]:
+    """Replaces the page by its rendering (pypdfium2), OCR'd and masked: a scanned page.
+
+    No text layer, fonts or vector content of the original page are left.
+    """
+    try:
+        doc = pypdfium2.PdfDocument(data)
+        try:
+            pil = doc[page.index].render(scale=RASTER_SCALE).to_pil().convert("RGB")
+        finally:
+            doc.close()
+    except Exception as exc:
+        raise PdfRedactionError(f"PDF page {page.index + 1}: cannot be rendered: {exc}") from exc
+    arr = np.asarray(pil, dtype=np.uint8).copy()
+    _, lines = _mask_pixels(arr, ocr, phi)
+    h, w = arr.shape[0], arr.shape[1]
+    img = pdf.make_stream(
+        zlib.compress(arr.tobytes()),
+        Type=pikepdf.Name.XObject,
+        Subtype=pikepdf.Name.Image,
+        Width=w,
+        Height=h,
+        ColorSpace=pikepdf.Name.DeviceRGB,
+        BitsPerComponent=8,
+        Filter=pikepdf.Name.FlateDecode,
+    )
+    pw, ph = w / RASTER_SCALE, h / RASTER_SCALE  # the rendering is already rotated/cropped
+    for key in ("/Rotate", "/CropBox", "/TrimBox", "/BleedBox", "/ArtBox", "/Group"):
+        if key in page.obj:
+            del page.obj[key]
+    page.obj.MediaBox = pikepdf.Array([0, 0, pw, ph])
+    page.obj.Resources = pikepdf.Dictionary(XObject=pikepdf.Dictionary(TPPage=img))
+    page.obj.Contents = pdf.make_stream(f"q {pw:.4f} 0 0 {ph:.4f} 0 0 cm /TPPage Do Q".encode())
+    return lines
+
+
 def extract_text(data: bytes) -> str:
     """The text layer of a PDF, page by page (what a reader's copy-paste would give)."""
     try:
@@ -446,6 +531,15 @@ def redact(data: bytes, phi: RecordPhi, ocr: OcrFn | None) -> PdfResult:
     with pdfplumber.open(io.BytesIO(data)) as plumber:
         for page, ppage in zip(pdf.pages, plumber.pages, strict=True):
             glyphs = _page_text(list(ppage.chars))
+            if _undecodable(glyphs.chars) or _type3_unreadable(page.obj.get("/Resources")):
+                if ocr is None:
+                    raise PdfRedactionError(
+                        f"PDF page {page.index + 1}: text in fonts that do not say which "
+                        "characters they draw (e.g. Type3) and no OCR to rasterise the page"
+                    )
+                ocr_text += _rasterise(pdf, page, data, ocr, phi)
+                result.pages_rasterised += 1
+                continue
             delete, boxes = _spans_to_delete(glyphs, phi)
             result.spans += [r for _, r in boxes]
             resources = page.obj.get("/Resources")
