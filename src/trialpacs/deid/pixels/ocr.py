@@ -13,6 +13,7 @@ masked unless a policy positively decides it is safe.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from dataclasses import dataclass, replace
@@ -102,6 +103,14 @@ def bundled_rapidocr_models() -> dict[str, Path]:
     if missing:
         raise OcrError(f"rapidocr bundled models missing (would need a download): {missing}")
     return models
+
+
+def _cores() -> int:
+    """CPUs this process may run on (the affinity mask, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _quad_to_region(quad: NDArray[Any], score: float, height: int, width: int) -> TextRegion:
@@ -213,8 +222,11 @@ class RapidOcrEngine:
         opts.log_severity_level = 4
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.enable_cpu_mem_arena = False
-        if self.threads > 0:
-            opts.intra_op_num_threads = self.threads
+        # One inference at a time per session: the graph runs its nodes in
+        # order (no inter-op pool) on at most one thread per core.
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = self.threads if self.threads > 0 else _cores()
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
         return ort.InferenceSession(
