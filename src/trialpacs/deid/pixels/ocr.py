@@ -350,17 +350,17 @@ class TesseractEngine:
 
     def detect(self, image: NDArray[np.uint8]) -> list[TextRegion]:
         import subprocess
-        from io import BytesIO
 
-        from PIL import Image
-
-        png = BytesIO()
-        Image.fromarray(image).save(png, format="PNG", compress_level=1)
+        # Binary PPM: leptonica reads it from stdin as it does PNG, with the
+        # same words found, and it costs a copy instead of a deflate pass
+        # (PNG encoding was about a tenth of this engine's time).
+        h, w = image.shape[:2]
+        ppm = b"P6\n%d %d\n255\n" % (w, h) + np.ascontiguousarray(image, dtype=np.uint8).tobytes()
         cmd = ["tesseract", "stdin", "stdout", "-l", self.lang, "--psm", str(self.psm), "tsv"]
         try:
             proc = subprocess.run(
                 cmd,
-                input=png.getvalue(),
+                input=ppm,
                 capture_output=True,
                 timeout=self.timeout_s,
                 check=False,
@@ -370,7 +370,6 @@ class TesseractEngine:
         if proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace").strip()[-300:]
             raise OcrError(f"tesseract exited with {proc.returncode}: {err}")
-        h, w = image.shape[:2]
         regions: list[TextRegion] = []
         for line in proc.stdout.decode("utf-8", "replace").splitlines()[1:]:
             cols = line.split("\t")
