@@ -339,12 +339,13 @@ def build_cases(quick: bool, seed: int = 20261128) -> tuple[list[Case], Case]:
     return cases, cine_case
 
 
-def _pipeline(engine_name: str, frames: str = "sample") -> OcrPixelCleaner:
+def _pipeline(engine_name: str, frames: str = "sample", engine: Any = None) -> OcrPixelCleaner:
+    """The cleaner for one engine; ``engine`` reuses a loaded one (no model load in the timing)."""
     if engine_name == "rapidocr":
-        engine: Any = RapidOcrEngine()
+        engine = engine or RapidOcrEngine()
         pre = PreprocessOptions()
     else:
-        engine = TesseractEngine(psm=11)
+        engine = engine or TesseractEngine(psm=11)
         pre = PreprocessOptions(invert=True, upscale_below=1024, max_upscale=2.0)
     return OcrPixelCleaner(
         policy=make_policy("mask-all-text"),
@@ -418,6 +419,7 @@ def _score_case(case: Case, cleaner: OcrPixelCleaner, score: Score) -> None:
 
 
 def evaluate(engine_name: str, cases: list[Case], cine: Case) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     cleaner = _pipeline(engine_name)
     # Load models / warm up outside the timing.
     cleaner.clean(_dataset(np.zeros((1, 64, 64), np.uint8), "MONOCHROME2"), [])
@@ -427,13 +429,15 @@ def evaluate(engine_name: str, cases: list[Case], cine: Case) -> dict[str, Any]:
     cine_sample = Score()
     _score_case(cine, cleaner, cine_sample)
     cine_all = Score()
-    _score_case(cine, _pipeline(engine_name, frames="all"), cine_all)
+    _score_case(cine, _pipeline(engine_name, frames="all", engine=cleaner.engine), cine_all)
+    load_after = os.getloadavg()[0]
 
     def pct(a: int, b: int) -> float:
         return 100.0 * a / b if b else float("nan")
 
     return {
         "engine": engine_name,
+        "load_avg_1min": [round(load_before, 2), round(load_after, 2)],
         "single": {
             "images": single.images,
             "planted_boxes": single.boxes,
@@ -501,9 +505,9 @@ def main() -> int:
         )
     for r in results:
         s = r["single"]
-        print(
-            f"\n{r['engine']}: text-free images with a masked box: {s['text_free_images_touched']}"
-        )
+        lo, hi = r["load_avg_1min"]
+        print(f"\n{r['engine']}: 1-min load average {lo:.1f} before, {hi:.1f} after")
+        print(f"{r['engine']}: text-free images with a masked box: {s['text_free_images_touched']}")
         print(f"  recall by size: {s['recall_by_size']}")
         print(f"  recall by ink: {s['recall_by_ink']}")
         if s["misses"]:
