@@ -462,7 +462,19 @@ def _run(
     report: Report,
     work: Path,
 ) -> None:
+    cstore_only = args.only == "cstore"
     # 1. QIDO at 1,000 instances (the first thing in the index).
+    if not cstore_only:
+        _load_and_query_1k(servers, factory, report, plan)
+
+    # 2. C-STORE with storescu, 1 and 4 associations.
+    _cstore(plan, args, servers, factory, report, work)
+    if cstore_only:
+        return
+    _rest(plan, args, servers, factory, report, work)
+
+
+def _load_and_query_1k(servers: list[Server], factory: Factory, report: Report, plan: Plan) -> None:
     print("loading 1,000 instances ...", flush=True)
     first = factory.tiny(1000)
     both(servers, lambda s: _load(s, first))
@@ -476,7 +488,15 @@ def _run(
         )
     _qido(servers, report, plan, "1k")
 
-    # 2. C-STORE with storescu, 1 and 4 associations.
+
+def _cstore(
+    plan: Plan,
+    args: argparse.Namespace,
+    servers: list[Server],
+    factory: Factory,
+    report: Report,
+    work: Path,
+) -> None:
     for kind, count in (("2x2 MR", plan.cstore_tiny), ("CT 0.5 MB", plan.cstore_ct)):
         for assocs in (1, 4):
             print(f"C-STORE {kind}, {assocs} association(s) ...", flush=True)
@@ -496,6 +516,15 @@ def _run(
                 )
                 shutil.rmtree(files[0].parent)
 
+
+def _rest(
+    plan: Plan,
+    args: argparse.Namespace,
+    servers: list[Server],
+    factory: Factory,
+    report: Report,
+    work: Path,
+) -> None:
     # 3. STOW-RS, batches of 1/10/50 from 1 and 4 clients.
     for kind, sizes in (("2x2 MR", plan.stow_tiny), ("CT 0.5 MB", plan.stow_ct)):
         for batch, count in sizes.items():
@@ -643,6 +672,9 @@ def main() -> None:
     parser.add_argument("--max-pdu", type=int, default=None, help="max PDU for both servers")
     parser.add_argument("--threads", type=int, default=None, help="DICOM threads/associations")
     parser.add_argument("--http-threads", type=int, default=40, help="Orthanc HTTP threads")
+    parser.add_argument(
+        "--only", choices=("cstore",), default=None, help="run only this part (C-STORE ingest)"
+    )
     args = parser.parse_args()
     from trialpacs.settings import Settings
 

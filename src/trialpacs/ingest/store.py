@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -28,6 +29,9 @@ from trialpacs.index.records import extract
 from trialpacs.storage import BlobStore, instance_key
 
 log = logging.getLogger(__name__)
+
+# Blob writes overlap the index transaction (see store_parsed_many).
+_BLOB_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="blob-write")
 
 
 class StoreStatus(StrEnum):
@@ -206,7 +210,12 @@ def store_parsed_many(
         return results
 
     keys = [item.blob_key for item in new.values()]
-    store.put_many([(item.blob_key, parsed[i].data) for i, item in new.items()])
+    # The blob fsyncs run while the index rows and audit entries are written
+    # in the open transaction; the commit waits for them, so the index still
+    # never names bytes that are not durable (the order above is unchanged).
+    blobs = _BLOB_WRITERS.submit(
+        store.put_many, [(item.blob_key, parsed[i].data) for i, item in new.items()]
+    )
     try:
         with archive.db.write() as session:
             inserted = writer.insert_instances(session, list(new.values()))
@@ -219,7 +228,9 @@ def store_parsed_many(
                         if ok
                     ),
                 )
+            blobs.result()  # bytes durable before the commit
     except BaseException:
+        wait([blobs])  # never delete under a write still in progress
         for key in keys:
             store.delete(key)
         raise
