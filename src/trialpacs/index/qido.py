@@ -17,7 +17,18 @@ from typing import Any, Literal
 
 import orjson
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from trialpacs.dicom.uids import is_valid_uid
@@ -570,7 +581,9 @@ def _add_from_metadata(
         pks = [row[0] for row in rows]
         blobs = dict(
             session.execute(
-                select(Instance.pk, Instance.metadata_json).where(Instance.pk.in_(pks))
+                select(Instance.pk, Instance.metadata_json).where(
+                    _in_pks(session, Instance.pk, pks)
+                )
             ).all()
         )
         metas = [blobs.get(pk) for pk in pks]
@@ -579,7 +592,7 @@ def _add_from_metadata(
         pks = [row[0] for row in rows]
         first = (
             select(col.label("parent"), func.min(Instance.pk).label("ipk"))
-            .where(col.in_(pks))
+            .where(_in_pks(session, col, pks))
             .group_by(col)
             .subquery()
         )
@@ -607,6 +620,18 @@ def _add_from_metadata(
         item_sorted = dict(sorted(item.items()))
         item.clear()
         item.update(item_sorted)
+
+
+def _in_pks(session: Session, col: Any, pks: list[int]) -> ColumnElement[bool]:
+    """``col IN (pks)``; on PostgreSQL as ``= ANY(array)``, one parameter.
+
+    101 separate parameters made a new SQL text per page size that psycopg
+    re-parsed on every request and could not prepare; one array parameter
+    keeps the statement text fixed (prepared after a few runs).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return col == any_(bindparam("pks", pks, type_=ARRAY(Integer)))
+    return col.in_(pks)
 
 
 def _vr(tag: str) -> str:
