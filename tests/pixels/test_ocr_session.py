@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import onnxruntime as ort
+import pytest
 
 from trialpacs.deid.pixels.ocr import RapidOcrEngine
 
@@ -24,3 +25,14 @@ def test_default_threads_follow_the_cpus_this_process_may_use() -> None:
     det, _ = RapidOcrEngine()._load()
     opts = det.session.session.get_session_options()
     assert opts.intra_op_num_threads == len(os.sched_getaffinity(0))
+
+
+def test_tesseract_runs_single_threaded_unless_the_caller_chose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from trialpacs.deid.pixels.ocr import _tesseract_env
+
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    assert _tesseract_env()["OMP_THREAD_LIMIT"] == "1"
+    monkeypatch.setenv("OMP_THREAD_LIMIT", "2")
+    assert _tesseract_env()["OMP_THREAD_LIMIT"] == "2"
