@@ -71,6 +71,14 @@ def test_meta_element_with_unknown_vr_is_refused() -> None:
         parse_part10(patched)
 
 
+def test_transfer_syntax_encoded_as_sequence_is_refused() -> None:
+    # Found by atheris (bench/fuzz_atheris_parse.py): str() of a SQ-encoded
+    # TransferSyntaxUID raised NotImplementedError (unknown VR inside): a 500.
+    crash = Path(__file__).parent / "corpus" / "crashes" / "atheris-ts-as-sequence.bin"
+    with pytest.raises(InvalidInput, match=r"TransferSyntaxUID \(0002,0010\) is not a UID"):
+        parse_part10(crash.read_bytes())
+
+
 @pytest.mark.parametrize(
     ("level", "params"),
     [

@@ -96,6 +96,12 @@ def parse_part10(data: bytes, *, max_bytes: int | None = None) -> ParsedInstance
     ts = _meta_value(meta, "TransferSyntaxUID", "(0002,0010)")
     if not ts:
         raise InvalidInput("file meta information has no TransferSyntaxUID (0002,0010)")
+    if not isinstance(ts, str):
+        # Found by bench/fuzz_atheris_parse.py: a TransferSyntaxUID encoded as
+        # a sequence made str() raise NotImplementedError (a 500).
+        raise InvalidInput(
+            f"TransferSyntaxUID (0002,0010) is not a UID value ({type(ts).__name__})"
+        )
     require_uid(str(ts), "TransferSyntaxUID (0002,0010)")
     if not UID(str(ts)).is_transfer_syntax:
         # Found by tests/hardening/test_fuzz.py: pydicom raised ValueError (a 500).
