@@ -14,6 +14,7 @@ original format can be downloaded from the published object itself.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -127,10 +128,44 @@ def _text_item(code: tuple[str, str, str], text: str) -> Dataset:
     return item
 
 
+NBSP = "\u00a0"
+_INDENT = re.compile(r"^( +)", re.MULTILINE)
+_NBSP_INDENT = re.compile(rf"^({NBSP}+)", re.MULTILINE)
+
+
+def source_text_value(fmt: RecordFormat, source: str) -> str:
+    """The source message as the SR's TEXT value: laid out for a viewer, losslessly.
+
+    Viewers draw a TEXT value as HTML text with line feeds kept and runs of
+    spaces collapsed (OHIF's SR viewport: CSS ``white-space: pre-line``).
+    HL7 ER7 ends each segment with a lone CR, which no viewer draws as a line
+    break (CSS treats CR as a space), so the segments ran together: in the SR
+    each CR becomes CR LF (the line break of DICOM text values). FHIR JSON
+    (pretty-printed) keeps its lines but would lose its indentation: leading
+    spaces become no-break spaces, which are not collapsed (a JSON line
+    cannot start with one, so this is reversible). :func:`source_message`
+    undoes both, so the download is the message byte for byte.
+    """
+    if fmt is RecordFormat.HL7V2 and "\n" not in source:
+        return source.replace("\r", "\r\n")
+    if fmt is RecordFormat.FHIR:
+        return _INDENT.sub(lambda m: NBSP * len(m.group(1)), source)
+    return source
+
+
+def source_message(fmt: RecordFormat, value: str) -> str:
+    """The source message out of its TEXT value (inverse of :func:`source_text_value`)."""
+    if fmt is RecordFormat.HL7V2:
+        return value.replace("\r\n", "\r")
+    if fmt is RecordFormat.FHIR:
+        return _NBSP_INDENT.sub(lambda m: " " * len(m.group(1)), value)
+    return value
+
+
 def sr_content(report: str, source: str, fmt: RecordFormat) -> DicomSequence:
     items = [_text_item(TEXT_CODE, report)]
     if fmt is not RecordFormat.TEXT:
-        items.append(_text_item(SOURCE_CODE, source))
+        items.append(_text_item(SOURCE_CODE, source_text_value(fmt, source)))
     items.append(_text_item(FORMAT_CODE, fmt.value))
     return DicomSequence(items)
 
@@ -191,7 +226,7 @@ def wrap_video(
 
 
 def sr_texts(ds: Dataset) -> dict[str, str]:
-    """Code value -> text of the SR's top-level TEXT items."""
+    """Code value -> text of the SR's top-level TEXT items; the source message as it came."""
     out: dict[str, str] = {}
     for item in ds.get("ContentSequence", []):
         if item.get("ValueType") != "TEXT":
@@ -199,6 +234,12 @@ def sr_texts(ds: Dataset) -> dict[str, str]:
         codes = item.get("ConceptNameCodeSequence") or []
         if codes:
             out.setdefault(str(codes[0].CodeValue), str(item.get("TextValue", "")))
+    if SOURCE_CODE[0] in out:
+        try:
+            fmt = RecordFormat(out.get(FORMAT_CODE[0], ""))
+        except ValueError:
+            fmt = RecordFormat.TEXT
+        out[SOURCE_CODE[0]] = source_message(fmt, out[SOURCE_CODE[0]])
     return out
 
 
