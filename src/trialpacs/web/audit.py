@@ -106,15 +106,22 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        served = ""
 
         async def send_status(message: Message) -> None:
-            nonlocal status
+            nonlocal status, served
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"content-range":
+                        served = value.decode("latin-1")[:64]
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
             event = event_for(scope, status)
+            if served:
+                # A byte-range request (a <video> seeking) is its own entry, with the part sent.
+                event.detail["range"] = served
             await anyio.to_thread.run_sync(record, self.db, event)

@@ -6,13 +6,14 @@ permission on identified data as STOW-RS to the site. ``GET
 /api/trials/{trial}/records`` lists the published records a caller may read
 (an empty list when none, like QIDO);
 ``GET /api/records/{sop}/download`` gives one in its original format (PDF,
-HL7, FHIR JSON, text, MP4). A refused caller gets the answer of a missing
-object. The audit middleware records every request.
+HL7, FHIR JSON, text, MP4), a single byte range of it when asked (a
+``<video>`` seeking). A refused caller gets the answer of a missing object,
+with or without ``Range``. The audit middleware records every request.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -28,6 +29,7 @@ from trialpacs.records.intake import Intake, take_in
 from trialpacs.trials.backends import ResidencyViolation
 from trialpacs.trials.routing import route_trial_site
 from trialpacs.web.deps import get_archive, require_action, require_identity
+from trialpacs.web.ranges import ranged_response
 
 router = APIRouter(tags=["records"])
 READ_CHUNK = 1 << 20
@@ -119,6 +121,7 @@ async def list_records(
 @router.get("/api/records/{sop}/download")
 async def download_record(
     sop: str,
+    request: Request,
     archive: Archive = Depends(get_archive),
     identity: Identity = Depends(require_identity),
 ) -> Response:
@@ -130,8 +133,9 @@ async def download_record(
         return catalog.original(archive, key, store)
 
     original = await run_in_threadpool(run)
-    return Response(
+    return ranged_response(
+        request,
         original.data,
-        media_type=original.media_type,
-        headers={"Content-Disposition": f'attachment; filename="{original.filename}"'},
+        original.media_type,
+        {"Content-Disposition": f'attachment; filename="{original.filename}"'},
     )

@@ -32,6 +32,7 @@ from trialpacs.web import multipart
 from trialpacs.web.deps import Visible, base_url, get_archive, visible_studies
 from trialpacs.web.errors import NotAcceptable
 from trialpacs.web.mediatypes import matches, parse_accept
+from trialpacs.web.ranges import ranged_response
 
 router = APIRouter()
 DICOM_JSON = "application/dicom+json"
@@ -505,7 +506,9 @@ async def _rendered_video(
 
     OHIF's video viewport (``singlepart: 'video'``) and a plain ``<video>``
     load ``.../rendered``: a browser plays MP4, not an H.264 elementary stream
-    or a multipart body. None: not a video, or an image was asked for.
+    or a multipart body. Single byte ranges are answered (206), so the
+    browser can seek before it has the whole file. None: not a video, or an
+    image was asked for.
     """
     from trialpacs.records.video import DICOM_STREAM_FORMATS
 
@@ -522,7 +525,7 @@ async def _rendered_video(
         return original_format(frames_mod.load(archive.store.get(ref.blob_key))).data
 
     body = await run_in_threadpool(run)
-    return None if body is None else Response(body, media_type="video/mp4")
+    return None if body is None else ranged_response(request, body, "video/mp4")
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered")
