@@ -15,6 +15,10 @@ import yaml
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Default of ``max_frames``; also the pixel cleaner's own bound when built
+# without settings (trialpacs.deid.pixels).
+DEFAULT_MAX_FRAMES = 5000
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIALPACS_", extra="ignore")
@@ -54,6 +58,13 @@ class Settings(BaseSettings):
     )
     max_instance_bytes: int = Field(
         default=1024**3, description="Largest accepted single DICOM instance."
+    )
+    max_frames: int = Field(
+        default=DEFAULT_MAX_FRAMES,
+        ge=1,
+        description="Most frames (NumberOfFrames) of an accepted instance; XA/US cine runs "
+        "have hundreds to a few thousand, whole-slide imaging sites raise it (video "
+        "transfer syntaxes are exempt).",
     )
     qido_max_results: int = Field(
         default=10_000, description="Most results one QIDO-RS or C-FIND answer returns."

@@ -20,6 +20,8 @@ import httpx
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian
+from pynetdicom import AE
 
 from dicomfactory import make_bytes, make_dataset, to_bytes
 from hardening.servers import Served, served
@@ -111,8 +113,10 @@ def test_deeply_nested_sequences_are_refused_by_name(server: Served) -> None:
     health_is_fast(server)
 
 
-def test_ten_thousand_frames_are_stored_and_served_while_health_answers(server: Served) -> None:
-    data = make_bytes(rows=8, cols=8, frames=10_000, study="1.2.826.0.1.3680043.8.498.9")
+def test_ten_thousand_frames_are_refused_while_health_answers(server: Served) -> None:
+    """The default max_frames (5000) refuses a 10,000-frame object on both routes."""
+    ds = make_dataset(rows=8, cols=8, frames=10_000, study="1.2.826.0.1.3680043.8.498.9")
+    data = to_bytes(ds)
     timings: list[float] = []
     done = threading.Event()
 
@@ -125,23 +129,46 @@ def test_ten_thousand_frames_are_stored_and_served_while_health_answers(server: 
     prober.start()
     try:
         rsp = stow(server, [data])
+        ae = AE(ae_title="LIMITS")
+        ae.add_requested_context(ds.SOPClassUID, ExplicitVRLittleEndian)
+        assoc = ae.associate("127.0.0.1", server.dicom_port, ae_title="TRIALPACS")
+        assert assoc.is_established
+        try:
+            status = assoc.send_c_store(ds)
+        finally:
+            assoc.release()
     finally:
         done.set()
         prober.join()
+    message = "instance has 10000 frames; the limit is 5000 (max_frames)"
+    assert rsp.status_code == 409
+    assert message in rsp.headers.get("Warning", "")
+    assert status.Status == 0xC000
+    assert status.ErrorComment == message
+    with server.client() as c:
+        found = c.get("/dicomweb/instances", params={"SOPInstanceUID": ds.SOPInstanceUID})
+        assert found.status_code in (200, 204)
+        assert found.status_code == 204 or found.json() == []
+    assert timings, "the /health probe never ran"
+
+
+def test_object_at_the_frame_limit_is_stored_and_served(server: Served) -> None:
+    data = make_bytes(rows=8, cols=8, frames=5000, study="1.2.826.0.1.3680043.8.498.10")
+    rsp = stow(server, [data])
     assert rsp.status_code == 200, rsp.headers.get("Warning")
     stored = rsp.json()["00081199"]["Value"][0]
     url = stored["00081190"]["Value"][0]
     with server.client() as c:
         path = url.split("/dicomweb", 1)[1]
         frame = c.get(
-            f"/dicomweb{path}/frames/10000",
+            f"/dicomweb{path}/frames/5000",
             headers={"Accept": 'multipart/related; type="application/octet-stream"'},
         )
         assert frame.status_code == 200
         assert len(frame.content) > 128  # 8x8x2 bytes + multipart framing
-        beyond = c.get(f"/dicomweb{path}/frames/10001")
+        beyond = c.get(f"/dicomweb{path}/frames/5001")
         assert beyond.status_code in (400, 404)
-    assert timings, "the /health probe never ran"
+    health_is_fast(server)
 
 
 def _slow_client(port: int, payload: bytes) -> bytes:

@@ -132,7 +132,10 @@ def run(
         trial_id=trial, site_id=site, sponsor=sponsor, site_name=site_name, time_point_id=time_point
     )
     try:
-        cleaner = pixel_cleaner_for(prof, pixel_policy)
+        from trialpacs.settings import load_settings
+
+        # TRIALPACS_MAX_FRAMES applies offline too (a site that raised it for WSI).
+        cleaner = pixel_cleaner_for(prof, pixel_policy, max_frames=load_settings().max_frames)
         deid = RecordDeidentifier(
             prof, secret, ctx, kv, pixel_cleaner=cleaner, use_ner=False if no_ner else None
         )

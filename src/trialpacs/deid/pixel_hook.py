@@ -52,17 +52,25 @@ class NoPixelCleaner:
         return PixelCleanReport(scanned=False, reason="no pixel cleaner configured")
 
 
-def pixel_cleaner_for(profile: Profile, policy: str | None = None) -> PixelCleaner | None:
+def pixel_cleaner_for(
+    profile: Profile, policy: str | None = None, *, max_frames: int | None = None
+) -> PixelCleaner | None:
     """The OCR cleaner a profile asks for (None without Clean Pixel Data).
 
     ``policy`` overrides the profile's ``pixel_policy``. Which instances are
     OCR-scanned is the cleaner's risk decision (``ScanRules``): ordinary
     CT/MR are not. The OCR models load on the first scan, not here.
+    ``max_frames``: the deployment's ingest limit (None: the default), so a
+    site that raised it for whole-slide images can still have them cleaned.
     """
     from trialpacs.deid.table import Option
 
     if not profile.has(Option.CLEAN_PIXEL_DATA):
         return None
     from trialpacs.deid.pixels import default_cleaner
+    from trialpacs.settings import DEFAULT_MAX_FRAMES
 
-    return default_cleaner(policy or profile.pixel_policy)
+    return default_cleaner(
+        policy or profile.pixel_policy,
+        max_frames=DEFAULT_MAX_FRAMES if max_frames is None else max_frames,
+    )

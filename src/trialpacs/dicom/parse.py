@@ -27,6 +27,12 @@ PREAMBLE = b"\x00" * 128
 MAX_SEQUENCE_DEPTH = 16
 UNDEFINED_LENGTH = 0xFFFFFFFF
 _SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+# Video transfer syntaxes (MPEG-2, MPEG-4 AVC/H.264, HEVC/H.265): one stream,
+# whose NumberOfFrames is the playback length (a 5-minute clip at 30 fps has
+# 9,000), not frames the server handles one by one; records.video bounds them.
+VIDEO_TRANSFER_SYNTAXES = frozenset(
+    f"1.2.840.10008.1.2.4.{n}{suffix}" for n in range(100, 109) for suffix in ("", ".1")
+) - {"1.2.840.10008.1.2.4.107.1", "1.2.840.10008.1.2.4.108.1"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +80,15 @@ def _dataset_offset(data: bytes) -> int:
     return 132
 
 
-def parse_part10(data: bytes, *, max_bytes: int | None = None) -> ParsedInstance:
-    """Validate ``data`` as a DICOM Part 10 file and return it ready to store."""
+def parse_part10(
+    data: bytes, *, max_bytes: int | None = None, max_frames: int | None = None
+) -> ParsedInstance:
+    """Validate ``data`` as a DICOM Part 10 file and return it ready to store.
+
+    ``max_bytes`` and ``max_frames`` are the ingest limits (settings
+    ``max_instance_bytes`` and ``max_frames``); None means no limit, for
+    reading what is already stored.
+    """
     if max_bytes is not None and len(data) > max_bytes:
         raise TooLarge(f"instance is {len(data)} bytes; the limit is {max_bytes}")
     if len(data) < 132:
@@ -126,8 +139,35 @@ def parse_part10(data: bytes, *, max_bytes: int | None = None) -> ParsedInstance
             f"MediaStorageSOPInstanceUID {media_sop} differs from SOPInstanceUID "
             f"{parsed.sop_instance_uid}"
         )
+    if max_frames is not None:
+        check_frames(ds, str(ts), max_frames)
     _check_pixel_length(ds, UID(str(ts)))
     return parsed
+
+
+def check_frames(ds: Dataset, transfer_syntax: str, max_frames: int) -> None:
+    """Refuse an instance with more frames than ``max_frames`` (TooLarge).
+
+    Frame-by-frame work (frame retrieval, rendering, OCR of burned-in text)
+    grows with the frame count, so an object of 10,000 tiny frames costs far
+    more than its byte size says. The count is NumberOfFrames, which is what
+    every later step trusts (an unreadable one is refused: it cannot be
+    checked). Video transfer syntaxes are exempt (VIDEO_TRANSFER_SYNTAXES).
+    """
+    if transfer_syntax in VIDEO_TRANSFER_SYNTAXES:
+        return
+    try:
+        raw = ds.get("NumberOfFrames")
+    except Exception as exc:
+        raise InvalidInput(f"NumberOfFrames (0028,0008) cannot be read: {exc}") from exc
+    if raw is None or raw == "":
+        return
+    try:
+        frames = int(raw)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"NumberOfFrames (0028,0008) is not a number: {raw!r}") from exc
+    if frames > max_frames:
+        raise TooLarge(f"instance has {frames} frames; the limit is {max_frames} (max_frames)")
 
 
 def _meta_value(meta: FileMetaDataset, keyword: str, tag: str) -> object:

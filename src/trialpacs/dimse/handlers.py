@@ -156,7 +156,11 @@ def handle_store(event: Event, ctx: DimseContext) -> Dataset | int:
             sop_instance_uid=sop_uid,
             transfer_syntax=ts,
         )
-        parsed = parse_part10(data, max_bytes=ctx.archive.settings.max_instance_bytes)
+        parsed = parse_part10(
+            data,
+            max_bytes=ctx.archive.settings.max_instance_bytes,
+            max_frames=ctx.archive.settings.max_frames,
+        )
         if parsed.sop_class_uid != sop_class:
             return status(
                 STORE_CLASS_MISMATCH,

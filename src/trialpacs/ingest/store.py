@@ -91,7 +91,11 @@ def store_bytes(
 
 
 def parse_checked(archive: Archive, data: bytes, expected_study: str | None) -> ParsedInstance:
-    parsed = parse_part10(data, max_bytes=archive.settings.max_instance_bytes)
+    parsed = parse_part10(
+        data,
+        max_bytes=archive.settings.max_instance_bytes,
+        max_frames=archive.settings.max_frames,
+    )
     if expected_study is not None and parsed.study_uid != expected_study:
         raise InvalidInput(
             f"StudyInstanceUID {parsed.study_uid} does not match the study {expected_study} "

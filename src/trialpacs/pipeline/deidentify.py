@@ -87,7 +87,7 @@ def deidentifier(
             time_point_description=timepoint.description if timepoint else "",
         ),
         registry=DbSubjectRegistry(archive.db, trial.trial_id),
-        pixel_cleaner=pixel_cleaner_for(profile),
+        pixel_cleaner=pixel_cleaner_for(profile, max_frames=archive.settings.max_frames),
     )
     with _LOCK:
         _CACHE[key] = deid

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from trialpacs.settings import DEFAULT_MAX_FRAMES
+
 from .cleaner import FramePlan, OcrPixelCleaner
 from .graphics import clean_graphics
 from .layouts import LayoutRules, default_layout_rules, load_layout_rules
@@ -48,12 +50,15 @@ def default_cleaner(
     frames: str = "sample",
     timeout_s: float | None = 120.0,
     ner: Callable[[str], bool] | None = None,
+    max_frames: int | None = DEFAULT_MAX_FRAMES,
 ) -> OcrPixelCleaner:
     """A ready cleaner for the engine and CLI: rapidocr, shipped layouts, risk-based scanning.
 
     ``policy`` is ``"mask-all-text"`` (the trial profile's default) or
     ``"mask-phi"``; ``extra_layouts`` is a trial's own rules file, added to
-    the shipped rules; ``frames`` is ``"sample"`` or ``"all"`` (see FramePlan).
+    the shipped rules; ``frames`` is ``"sample"`` or ``"all"`` (see FramePlan);
+    ``max_frames`` is the ingest limit (setting ``max_frames``): an instance
+    with more frames is refused, never OCR'd.
     """
     if isinstance(engine, str):
         if engine == "rapidocr":
@@ -77,4 +82,5 @@ def default_cleaner(
         frame_plan=FramePlan(mode=frames),
         timeout_s=timeout_s,
         ner=ner,
+        max_frames=max_frames,
     )

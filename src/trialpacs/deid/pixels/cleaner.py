@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from pydicom.dataset import Dataset
 
 from trialpacs.deid.pixel_hook import MaskedBox, PixelCleanError, PixelCleanReport
+from trialpacs.settings import DEFAULT_MAX_FRAMES
 
 from .decode import DecodedPixels, UnsupportedPixelData, decode
 from .encode import write_pixels
@@ -75,6 +76,17 @@ class _Found:
     masked: bool = True
 
 
+def _declared_frames(ds: Dataset) -> int:
+    """NumberOfFrames as the header says; unreadable counts as too many (fail closed)."""
+    raw = ds.get("NumberOfFrames")
+    if raw is None or raw == "":
+        return 1
+    try:
+        return int(raw)
+    except (TypeError, ValueError) as exc:
+        raise PixelCleanError(f"pixel data not checked: NumberOfFrames {raw!r} unreadable") from exc
+
+
 def _sha256(text: str | None) -> str | None:
     if text is None or not text.strip():
         return None
@@ -125,6 +137,10 @@ class OcrPixelCleaner:
     timeout_s: float | None = 120.0
     max_text_height_fraction: float = 0.3
     ner: Callable[[str], bool] | None = None
+    # The ingest limit (setting max_frames): ingest refuses larger objects, so
+    # the cleaner should never see one; if it does, it refuses rather than
+    # decoding and reading thousands of frames.
+    max_frames: int | None = DEFAULT_MAX_FRAMES
 
     def clean(self, ds: Dataset, phi_terms: Sequence[str]) -> PixelCleanReport:
         notes: list[str] = []
@@ -147,10 +163,12 @@ class OcrPixelCleaner:
                 reason="; ".join([f"not scanned: {decision.reason}", *notes]),
                 modified=bool(graphics_removed),
             )
+        self._check_frames(_declared_frames(ds), "NumberOfFrames")
         try:
             decoded = decode(ds)
         except UnsupportedPixelData as exc:
             raise PixelCleanError(f"pixel data cannot be checked: {exc}") from exc
+        self._check_frames(decoded.n_frames, "decoded frames")
 
         rows, cols = int(decoded.frames.shape[1]), int(decoded.frames.shape[2])
         found: list[_Found] = []
@@ -198,6 +216,13 @@ class OcrPixelCleaner:
             modified=changed or bool(graphics_removed),
         )
 
+    def _check_frames(self, n_frames: int, source: str) -> None:
+        if self.max_frames is not None and n_frames > self.max_frames:
+            raise PixelCleanError(
+                f"pixel data not checked: {n_frames} frames ({source}) exceed the limit of "
+                f"{self.max_frames} (max_frames)"
+            )
+
     # --- OCR ------------------------------------------------------------------
 
     def _scan_with_deadline(
@@ -232,6 +257,7 @@ class OcrPixelCleaner:
         started = time.perf_counter()
         n = decoded.n_frames
         indices, union = self.frame_plan.frames_to_read(n)
+        self._check_frames(len(indices), "frames to read")
         pictures: list[tuple[int, NDArray[np.generic]]] = [(i, decoded.frames[i]) for i in indices]
         if n > 1:
             # The static composite shows fixed overlays without the moving
