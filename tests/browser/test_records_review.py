@@ -176,13 +176,35 @@ def _region(shot: bytes, box: dict[str, float]) -> np.ndarray:
     return image[y : y + int(box["height"]), x : x + int(box["width"])]
 
 
+def _media_statuses(page: Page, suffix: str) -> list[int]:
+    """Statuses of the responses to the media element's requests (ranged: 206)."""
+    statuses: list[int] = []
+    page.on("response", lambda r: statuses.append(r.status) if r.url.endswith(suffix) else None)
+    return statuses
+
+
 def test_video_plays_in_the_portal_study_page(published: Published) -> None:
     page = published.signed_in()
+    statuses = _media_statuses(page, "/download")
     page.goto(f"{published.server.url}/studies/{published.video_study}")
     state, start, now = _playing(page, "#records video")
     page.screenshot(path=str(ARTIFACTS / "portal-video.png"))
     assert state >= 2
     assert now > start + 0.3, (start, now)
+    # Chromium asks the video in byte ranges and gets them (206), so the whole
+    # clip is seekable and a seek lands where the reviewer asked.
+    assert 206 in statuses and set(statuses) <= {200, 206}, statuses
+    seek = page.evaluate(
+        """async () => {
+            const v = document.querySelector('#records video');
+            v.pause();
+            const done = new Promise(r => v.addEventListener('seeked', r, {once: true}));
+            v.currentTime = v.duration - 0.3;
+            await done;
+            return {t: v.currentTime, d: v.duration, end: v.seekable.end(v.seekable.length - 1)};
+        }"""
+    )
+    assert seek["end"] >= seek["d"] - 0.05 and abs(seek["t"] - (seek["d"] - 0.3)) < 0.1, seek
     page.context.close()
 
 
@@ -245,11 +267,13 @@ def test_video_plays_in_ohif_video_viewport(published: Published) -> None:
     page = published.signed_in()
     failed: list[str] = []
     page.add_init_script(VIDEO_SPY)
+    statuses = _media_statuses(page, "/rendered")
     _open_in_ohif(page, published.server, published.video_study, failed)
     page.wait_for_function(
         "() => window.__videos.some(v => v.readyState >= 2 && v.src.endsWith('/rendered'))",
         timeout=60_000,
     )
+    assert 206 in statuses and set(statuses) <= {200, 206}, statuses
     info = page.evaluate(
         "() => { const v = window.__videos.find(v => v.readyState >= 2);"
         " return {w: v.videoWidth, h: v.videoHeight}; }"
@@ -298,5 +322,50 @@ def test_text_report_reads_in_ohif(published: Published, kind: str) -> None:
     everything = page.inner_text("body")
     left = [value for value in item.phi if value.lower() in everything.lower()]
     assert left == [], left
+    if kind == "Records: HL7 v2":
+        _segments_on_their_own_lines(page)
+    if kind == "Records: FHIR R4":
+        _json_lines_indented(page)
     assert failed == [], failed
     page.context.close()
+
+
+# Where the first occurrence of each string is drawn inside the "Source message" value.
+SOURCE_BOXES = """(needles) => {
+  const label = [...document.querySelectorAll('[data-cy=viewport-pane] span.font-bold')]
+    .find(s => s.textContent.startsWith('Source message:'));
+  const value = label.nextElementSibling;
+  const node = value.firstChild;
+  return needles.map(n => {
+    const at = node.textContent.indexOf(n);
+    if (at < 0) return null;
+    const range = document.createRange();
+    range.setStart(node, at); range.setEnd(node, at + n.length);
+    const box = range.getClientRects()[0];
+    return {top: box.top, left: box.left};
+  });
+}"""
+
+
+def _segments_on_their_own_lines(page: Page) -> None:
+    """Each HL7 segment starts a line of its own in OHIF's SR viewport."""
+    shown = page.evaluate(
+        "() => [...document.querySelectorAll('[data-cy=viewport-pane] span.font-bold')]"
+        ".find(s => s.textContent.startsWith('Source message:')).nextElementSibling.innerText"
+    )
+    starts = [line.split("|")[0] for line in shown.split("\n") if line.strip()]
+    assert starts[:2] == ["MSH", "PID"] and "OBR" in starts and "OBX" in starts, shown
+    assert all(len(s) == 3 for s in starts), starts  # no line holds two segments run together
+    msh, pid, obx = page.evaluate(SOURCE_BOXES, ["MSH|", "PID|", "OBX|"])
+    # MSH follows the "Source message:" label; every later segment starts at the margin
+    assert msh["top"] < pid["top"] < obx["top"], (msh, pid, obx)
+    assert abs(pid["left"] - obx["left"]) < 1 and pid["left"] < msh["left"], (msh, pid, obx)
+
+
+def _json_lines_indented(page: Page) -> None:
+    """The FHIR bundle reads as JSON: one element a line, nested ones indented."""
+    bundle, entry, patient = page.evaluate(
+        SOURCE_BOXES, ['"resourceType": "Bundle"', '"entry": [', '"resourceType": "Patient"']
+    )
+    assert bundle["top"] < entry["top"] < patient["top"], (bundle, entry, patient)
+    assert bundle["left"] == entry["left"] < patient["left"], (bundle, entry, patient)
