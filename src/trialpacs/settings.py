@@ -328,6 +328,18 @@ class Settings(BaseSettings):
         description="The TLS listener refuses peers without a certificate from "
         "dicom_tls_ca_file (Annex B authenticated TLS); false: any peer, encrypted.",
     )
+    dicom_proxy_protocol: bool = Field(
+        default=False,
+        description="Every connection to the DICOM listeners (plain and TLS) starts with a "
+        "PROXY protocol v1 or v2 header (HAProxy send-proxy / send-proxy-v2) naming the "
+        "client, whose address the known-AE check, audit and logs then use.",
+    )
+    dicom_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or CIDRs allowed to send the PROXY header (the load "
+        "balancers); with dicom_proxy_protocol, connections from anyone else, or without "
+        "a valid header, are closed and logged.",
+    )
     dicom_acse_timeout: float = Field(
         default=30.0,
         description="Seconds a peer has to open an association after connecting, or to "

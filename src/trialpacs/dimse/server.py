@@ -7,6 +7,7 @@ Archive (one index pool, one SQLite write lock).
 from __future__ import annotations
 
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from trialpacs.archive import Archive
 from trialpacs.dimse import handlers
 from trialpacs.dimse import tls as dimse_tls
+from trialpacs.dimse.listener import ProxyPolicy, start_proxied
 from trialpacs.dimse.scu import send_commitment_report
 
 log = logging.getLogger("trialpacs.dimse")
@@ -126,18 +128,31 @@ def start(archive: Archive, *, port: int | None = None) -> DimseServer:
         (evt.EVT_C_GET, handlers.handle_get, [ctx]),
         (evt.EVT_N_ACTION, handlers.handle_n_action, [ctx]),
     ]
+    proxy = (
+        ProxyPolicy.from_settings(settings.dicom_trusted_proxies, settings.dicom_acse_timeout)
+        if settings.dicom_proxy_protocol
+        else None
+    )
+
+    def listen(
+        address: tuple[str, int], ssl_context: ssl.SSLContext | None = None
+    ) -> ThreadedAssociationServer:
+        if proxy is not None:
+            return start_proxied(
+                ae, address, evt_handlers=evt_handlers, proxy=proxy, ssl_context=ssl_context
+            )
+        started = ae.start_server(
+            address, block=False, evt_handlers=evt_handlers, ssl_context=ssl_context
+        )
+        assert started is not None
+        return started
+
     listen_port = settings.dicom_port if port is None else port
     if listen_port is None or (listen_port == 0 and port is None):
         # TLS only: the TLS listener is the one listener.
         if tls_context is None:
             raise ValueError("no DICOM port configured (dicom_port or dicom_tls_port)")
-        server = ae.start_server(
-            (settings.dicom_host, int(settings.dicom_tls_port or 0)),
-            block=False,
-            evt_handlers=evt_handlers,
-            ssl_context=tls_context,
-        )
-        assert server is not None
+        server = listen((settings.dicom_host, int(settings.dicom_tls_port or 0)), tls_context)
         log.info(
             "DICOM TLS listener %s on %s:%d",
             settings.ae_title,
@@ -145,18 +160,18 @@ def start(archive: Archive, *, port: int | None = None) -> DimseServer:
             int(server.server_address[1]),
         )
         return DimseServer(ae=ae, server=server, context=ctx, tls_server=None)
-    server = ae.start_server(
-        (settings.dicom_host, int(listen_port or 0)), block=False, evt_handlers=evt_handlers
-    )
-    assert server is not None
+    server = listen((settings.dicom_host, int(listen_port or 0)))
     running = DimseServer(ae=ae, server=server, context=ctx)
-    log.info("DICOM listener %s on %s:%d", settings.ae_title, settings.dicom_host, running.port)
+    log.info(
+        "DICOM listener %s on %s:%d%s",
+        settings.ae_title,
+        settings.dicom_host,
+        running.port,
+        " (PROXY protocol)" if proxy is not None else "",
+    )
     if tls_context is not None:
-        running.tls_server = ae.start_server(
-            (settings.dicom_host, int(settings.dicom_tls_port or 0)),
-            block=False,
-            evt_handlers=evt_handlers,
-            ssl_context=tls_context,
+        running.tls_server = listen(
+            (settings.dicom_host, int(settings.dicom_tls_port or 0)), tls_context
         )
         log.info(
             "DICOM TLS listener %s on %s:%d",
