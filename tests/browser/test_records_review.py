@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, FloatRect, Page, sync_playwright
 
 from support.services import LiveServer, live_server
 from trialpacs.access import users
@@ -170,7 +170,7 @@ Document.prototype.createElement = function (tag, ...rest) {
 """
 
 
-def _region(shot: bytes, box: dict[str, float]) -> np.ndarray:
+def _region(shot: bytes, box: FloatRect) -> np.ndarray:
     image = np.asarray(Image.open(io.BytesIO(shot)).convert("L"))
     y, x = int(box["y"]), int(box["x"])
     return image[y : y + int(box["height"]), x : x + int(box["width"])]
@@ -208,12 +208,33 @@ def test_video_plays_in_the_portal_study_page(published: Published) -> None:
     page.context.close()
 
 
+def test_report_thumbnails_show_in_the_portal(published: Published) -> None:
+    """The study page's series thumbnail of a report (Basic Text SR) is an image, not a
+    broken one: the server draws a page glyph for an SR (was 404)."""
+    page = published.signed_in()
+    statuses = _media_statuses(page, "/thumbnail?viewport=128,128")
+    for kind in ("Records: HL7 v2", "Records: FHIR R4"):
+        page.goto(f"{published.server.url}/studies/{published.reports[kind][0]}")
+        page.wait_for_function(
+            "() => [...document.images].some(i => i.src.includes('/thumbnail'))"
+            " && [...document.images].every(i => i.complete)"
+        )
+        sizes = page.evaluate(
+            "() => [...document.images].filter(i => i.src.includes('/thumbnail'))"
+            ".map(i => i.naturalWidth)"
+        )
+        assert sizes and all(w > 0 for w in sizes), (kind, sizes)
+    page.screenshot(path=str(ARTIFACTS / "portal-report-thumbnail.png"))
+    assert statuses and set(statuses) == {200}, statuses
+    page.context.close()
+
+
 def _open_in_ohif(page: Page, server: LiveServer, study: str, failed: list[str]) -> None:
     page.on(
         "response",
         lambda r: (
             failed.append(f"{r.status} {r.url}")
-            if r.status >= 400 and "/dicomweb/" in r.url and "/thumbnail" not in r.url
+            if r.status >= 400 and "/dicomweb/" in r.url
             else None
         ),
     )

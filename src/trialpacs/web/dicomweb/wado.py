@@ -434,6 +434,38 @@ def _pdf_page(ds: Dataset, page: int, options: RenderOptions) -> bytes:
         return encode(image.convert("RGB"), options)
 
 
+SR_CLASS_ROOT = "1.2.840.10008.5.1.4.1.1.88."  # every Structured Report storage class
+
+
+def _sr_thumbnail(ds: Dataset, options: RenderOptions) -> bytes:
+    """A structured report's thumbnail: a page glyph labelled with what the report is.
+
+    PS3.18 10.4.3.3.4 asks a thumbnail for "a meaningful representation" the
+    origin server chooses, with no patient identifying information. An SR has
+    no pixels; its text is not drawn (de-identified text can still hold a
+    name the engine missed, and would not be legible at thumbnail size), only
+    grey bars standing for lines and the kind of record (HL7 v2, FHIR, text)
+    or the modality, so every SR of a kind has the same thumbnail.
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    from trialpacs.records.deidentify import is_record, kind
+
+    label = str(ds.get("Modality", "") or "SR")
+    if is_record(ds):
+        label = {"hl7v2": "HL7 v2", "fhir": "FHIR", "text": "Text"}.get(kind(ds).value, label)
+    image = Image.new("RGB", (256, 256), (214, 219, 226))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((48, 16, 208, 240), fill=(255, 255, 255), outline=(120, 126, 136), width=3)
+    draw.rectangle((48, 16, 208, 72), fill=(40, 64, 104))
+    font = ImageFont.load_default(size=30)
+    draw.text((128, 44), label, fill=(255, 255, 255), font=font, anchor="mm")
+    for i, width in enumerate((128, 112, 128, 96, 120, 128, 72)):
+        y = 92 + i * 20
+        draw.rectangle((64, y, 64 + width, y + 8), fill=(150, 156, 166))
+    return encode(image, options)
+
+
 def _video_frame(ds: Dataset, stream_format: str, frame: int, options: RenderOptions) -> bytes:
     """Frame ``frame`` of a DICOM video (thumbnails and rendered frames of videos)."""
     from PIL import Image
@@ -468,6 +500,8 @@ async def _rendered(
 
     def run() -> bytes:
         ref = render_target(_find(archive, visible, study, series, sop), sop)
+        if thumbnail and frame is None and ref.sop_class_uid.startswith(SR_CLASS_ROOT):
+            return _sr_thumbnail(frames_mod.load(archive.store.get(ref.blob_key)), options)
         return _render_ref(archive, ref, frame or 1, options)
 
     body = await run_in_threadpool(run)
