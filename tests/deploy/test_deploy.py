@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import re
 import shutil
@@ -27,6 +29,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from trialpacs.dimse.listener import ProxyPolicy
 from trialpacs.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -163,6 +166,27 @@ def test_haproxy_config_is_valid() -> None:
     assert "GET /ready" in text
 
 
+def test_compose_dicom_carries_the_client_address_in_a_proxy_header() -> None:
+    """HAProxy sends PROXY v2 to every server's DICOM port, and the servers trust
+    exactly the balancer's fixed address for it (else the known-AE host check
+    would see only the balancer)."""
+    text = (DEPLOY / "compose" / "haproxy.cfg").read_text()
+    dicom_servers = [line for line in text.splitlines() if "server:11112" in line]
+    assert dicom_servers and all("send-proxy-v2" in line for line in dicom_servers)
+    spec = compose()
+    env = spec["services"]["server"]["environment"]
+    assert env["TRIALPACS_DICOM_PROXY_PROTOCOL"] == "true"
+    trusted = json.loads(env["TRIALPACS_DICOM_TRUSTED_PROXIES"])
+    balancer = spec["services"]["loadbalancer"]["networks"]["default"]["ipv4_address"]
+    assert trusted == [balancer]
+    subnet = spec["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(balancer) in ipaddress.ip_network(subnet)
+    settings = Settings(dicom_proxy_protocol=True, dicom_trusted_proxies=trusted)
+    policy = ProxyPolicy.from_settings(settings.dicom_trusted_proxies, 30)
+    assert policy.trusts(balancer)
+    assert not policy.trusts(str(ipaddress.ip_address(balancer) + 1))
+
+
 # ------------------------------------------------------------------ helm
 
 
@@ -204,7 +228,12 @@ SITE_VALUES: dict[str, Any] = {
     "worker": {"replicas": 6, "concurrency": 4},
     "tls": {"dicomSecret": "trialpacs-dicom-tls"},
     "extraEnv": {"TRIALPACS_HTTP_HEADER_TIMEOUT": 10},
-    "service": {"type": "NodePort", "dicomType": "ClusterIP"},
+    "service": {
+        "type": "NodePort",
+        "dicomType": "ClusterIP",
+        "dicomAnnotations": {"service.beta.kubernetes.io/aws-load-balancer-proxy-protocol": "*"},
+    },
+    "dicomProxyProtocol": {"enabled": True, "trustedProxies": ["10.0.0.0/16", "10.1.2.3"]},
     "ingress": {"enabled": False},
 }
 
@@ -299,6 +328,23 @@ def test_site_values_render_is_valid_kubernetes(tmp_path: Path) -> None:
     assert env["TRIALPACS_HTTP_HEADER_TIMEOUT"] == "10"
     assert {"name": "dicom-tls", "secret": {"secretName": "trialpacs-dicom-tls"}} in pod["volumes"]
     assert server["spec"]["replicas"] == 4
+    # PROXY protocol: the setting as the server reads it, the balancer's annotation.
+    assert env["TRIALPACS_DICOM_PROXY_PROTOCOL"] == "true"
+    settings = Settings(
+        dicom_proxy_protocol=True,
+        dicom_trusted_proxies=json.loads(env["TRIALPACS_DICOM_TRUSTED_PROXIES"]),
+    )
+    assert settings.dicom_trusted_proxies == ["10.0.0.0/16", "10.1.2.3"]
+    dicom_service = next(
+        d for (k, n), d in objects.items() if k == "Service" and n.endswith("-dicom")
+    )
+    assert dicom_service["metadata"]["annotations"] == SITE_VALUES["service"]["dicomAnnotations"]
+
+
+def test_helm_refuses_proxy_protocol_without_trusted_proxies() -> None:
+    out = helm("template", "trialpacs", str(CHART), "--set", "dicomProxyProtocol.enabled=true")
+    assert out.returncode != 0
+    assert "needs dicomProxyProtocol.trustedProxies" in out.stderr
 
 
 def test_schema_validation_catches_a_broken_manifest() -> None:
