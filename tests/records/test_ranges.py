@@ -7,20 +7,25 @@ each ranged request is an audit entry naming the part sent.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from labelled_records import person, video_clip
+from labelled_records import hl7, person, video_clip
 
 from trialpacs.access.apikeys import create_key
 from trialpacs.archive import Archive
 from trialpacs.audit.chain import query
 from trialpacs.pipeline import qc
 from trialpacs.pipeline.process import process_series
+from trialpacs.records.export import Original
+from trialpacs.records.formats import RecordFormat
 from trialpacs.records.intake import Intake, take_in
+from trialpacs.records.mp4cache import OpenVideo, VideoCache, cache_for, serve
 from trialpacs.web.app import create_app
 from trialpacs.web.ranges import ByteRange, RangeNotSatisfiable, select_range
 from trials.support import configured
@@ -138,3 +143,78 @@ def test_a_video_is_served_in_byte_ranges(published: tuple[Archive, str, str], r
     assert [d.get("range") for _, d in mine if d["status"] == 416] == [f"bytes */{size}"]
     assert all("range" not in d for _, d in mine if d["status"] == 200)
     assert sum(e["outcome"] == "failure" and d["status"] == 404 for e, d in mine) == 3
+
+
+@pytest.mark.slow
+def test_both_routes_share_one_cached_mp4(published: tuple[Archive, str, str]) -> None:
+    """The MP4 is built once per object; later ranges read the cached file."""
+    archive, rendered, download = published
+    reader = _client(archive, "reader@ONCO1")
+    body = reader.get(rendered, headers={"Accept": "*/*"}).content
+    assert reader.get(download).content == body
+    cache = cache_for(archive.settings.data_dir)
+    files = sorted(cache.root.glob("*.mp4"))
+    assert len(files) == 1 and files[0].read_bytes() == body
+    # a range of it now comes from the file, not from a new remux: replace the file's
+    # bytes (same size) and the route serves what the file holds
+    files[0].write_bytes(bytes(len(body)))
+    part = reader.get(rendered, headers={"Accept": "*/*", "Range": "bytes=0-7"})
+    assert part.status_code == 206 and part.content == bytes(8)
+    files[0].write_bytes(body)
+
+
+def test_a_report_download_answers_ranges_from_memory(tmp_path: Path) -> None:
+    """Records other than videos are not cached; their download answers ranges all the same."""
+    archive = configured(tmp_path, pipeline_executor="off", series_settle_seconds=0)
+    try:
+        p = person(random.Random(42))
+        res = take_in(archive, "ONCO1", "S01", hl7(p, random.Random(42)).data, "m.hl7", Intake())
+        assert process_series(archive, res.series_uid, qc.PassThroughQc()).state == "published"
+        reader = _client(archive, "reader@ONCO1")
+        url = reader.get("/api/trials/ONCO1/records").json()[0]["download"]
+        whole = reader.get(url).content
+        assert whole.startswith(b"MSH|")
+        r = reader.get(url, headers={"Range": "bytes=4-7"})
+        assert r.status_code == 206 and r.content == whole[4:8]
+        assert r.headers["content-range"] == f"bytes 4-7/{len(whole)}"
+        assert not list(cache_for(archive.settings.data_dir).root.glob("*"))
+    finally:
+        archive.close()
+
+
+def _video(n: int, size: int) -> Original:
+    return Original(bytes([n]) * size, "video/mp4", f"v{n}.mp4", RecordFormat.VIDEO)
+
+
+def test_cache_keeps_the_most_recently_used_within_its_size(tmp_path: Path) -> None:
+    cache = VideoCache(tmp_path / "c", max_bytes=250)
+    built: list[str] = []
+
+    def get(key: str, n: int, size: int = 100) -> Original | OpenVideo:
+        def build() -> Original:
+            built.append(key)
+            return _video(n, size)
+
+        got = serve(cache, key, build)
+        if isinstance(got, OpenVideo):
+            got.fh.close()
+        return got
+
+    get("a", 1)
+    get("b", 2)
+    hit = cache.open("a")  # a is read again
+    assert hit is not None and hit.fh.read() == bytes([1]) * 100
+    hit.fh.close()
+    b = cache.lookup("b")
+    assert b is not None
+    os.utime(b.path, (1, 1))  # b is the least recently used
+    get("c", 3)
+    assert cache.lookup("b") is None and cache.lookup("a") is not None
+    assert cache.lookup("c") is not None and built == ["a", "b", "c"]
+    get("a", 1)
+    assert built == ["a", "b", "c"]  # a hit: not built again
+    # more than half the cache: served from memory, not kept
+    assert isinstance(get("d", 4, 200), Original) and cache.lookup("d") is None
+    # a record that is not a video is never kept
+    pdf = Original(b"%PDF-1.4", "application/pdf", "r.pdf", RecordFormat.PDF)
+    assert serve(cache, "e", lambda: pdf) is pdf and cache.lookup("e") is None

@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from fastapi import Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
 
 _SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
 
@@ -86,6 +88,32 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What to answer: 200 (part None), 206 (the part) or 416, and the headers for it."""
+
+    status: int
+    part: ByteRange | None
+    headers: dict[str, str]
+
+
+def plan(request: Request, size: int, etag: str, headers: Mapping[str, str] | None) -> Plan:
+    out = {**(headers or {}), "Accept-Ranges": "bytes", "ETag": etag}
+    wanted = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if wanted and if_range is not None and if_range.strip() != etag:
+        wanted = None
+    try:
+        part = select_range(wanted, size)
+    except RangeNotSatisfiable:
+        out["Content-Range"] = f"bytes */{size}"
+        return Plan(416, None, out)
+    if part is None:
+        return Plan(200, None, out)
+    out["Content-Range"] = f"bytes {part.first}-{part.last}/{size}"
+    return Plan(206, part, out)
+
+
 def ranged_response(
     request: Request,
     body: bytes,
@@ -93,20 +121,54 @@ def ranged_response(
     headers: Mapping[str, str] | None = None,
 ) -> Response:
     """200 with the body, 206 with the one range asked for, or 416."""
-    tag = etag_of(body)
-    out = {**(headers or {}), "Accept-Ranges": "bytes", "ETag": tag}
-    wanted = request.headers.get("range")
-    if_range = request.headers.get("if-range")
-    if wanted and if_range is not None and if_range.strip() != tag:
-        wanted = None
-    try:
-        part = select_range(wanted, len(body))
-    except RangeNotSatisfiable:
-        out["Content-Range"] = f"bytes */{len(body)}"
-        return Response(b"", status_code=416, headers=out)
-    if part is None:
-        return Response(body, media_type=media_type, headers=out)
-    out["Content-Range"] = f"bytes {part.first}-{part.last}/{len(body)}"
+    p = plan(request, len(body), etag_of(body), headers)
+    if p.status == 416:
+        return Response(b"", status_code=416, headers=p.headers)
+    if p.part is None:
+        return Response(body, media_type=media_type, headers=p.headers)
     return Response(
-        body[part.first : part.last + 1], status_code=206, media_type=media_type, headers=out
+        body[p.part.first : p.part.last + 1],
+        status_code=206,
+        media_type=media_type,
+        headers=p.headers,
+    )
+
+
+FILE_CHUNK = 1 << 20
+
+
+def ranged_file_response(
+    request: Request,
+    fh: BinaryIO,
+    size: int,
+    media_type: str,
+    etag: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """As :func:`ranged_response`, for an open file: only the part asked for is read,
+    in chunks, off the event loop; the file is closed when the body is sent."""
+    p = plan(request, size, etag, headers)
+    if p.status == 416:
+        fh.close()
+        return Response(b"", status_code=416, headers=p.headers)
+    first, last = (p.part.first, p.part.last) if p.part else (0, size - 1)
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            fh.seek(first)
+            left = last - first + 1
+            while left > 0:
+                data = fh.read(min(FILE_CHUNK, left))
+                if not data:
+                    break
+                left -= len(data)
+                yield data
+        finally:
+            fh.close()
+
+    return StreamingResponse(
+        iterate_in_threadpool(chunks()),
+        status_code=p.status,
+        media_type=media_type,
+        headers={**p.headers, "Content-Length": str(max(0, last - first + 1))},
     )

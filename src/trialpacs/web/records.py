@@ -26,10 +26,11 @@ from trialpacs.records import catalog
 from trialpacs.records.export import Original
 from trialpacs.records.identity import PatientIdentity
 from trialpacs.records.intake import Intake, take_in
+from trialpacs.records.mp4cache import OpenVideo, cache_for, serve
 from trialpacs.trials.backends import ResidencyViolation
 from trialpacs.trials.routing import route_trial_site
 from trialpacs.web.deps import get_archive, require_action, require_identity
-from trialpacs.web.ranges import ranged_response
+from trialpacs.web.ranges import ranged_file_response, ranged_response
 
 router = APIRouter(tags=["records"])
 READ_CHUNK = 1 << 20
@@ -127,15 +128,23 @@ async def download_record(
 ) -> Response:
     require_uid(sop, "SOP Instance UID in the URL")
 
-    def run() -> Original:
+    def run() -> Original | OpenVideo:
         trial, site, key, store = catalog.locate(archive, sop)
         require_action(identity, "read", Resource("image", trial, site, "published"))
-        return catalog.original(archive, key, store)
+        return serve(
+            cache_for(archive.settings.data_dir),
+            key,
+            lambda: catalog.original(archive, key, store),
+        )
 
-    original = await run_in_threadpool(run)
+    got = await run_in_threadpool(run)
+    if isinstance(got, OpenVideo):
+        v = got.video
+        disposition = {"Content-Disposition": f'attachment; filename="{v.filename}"'}
+        return ranged_file_response(request, got.fh, v.size, v.media_type, v.etag, disposition)
     return ranged_response(
         request,
-        original.data,
-        original.media_type,
-        {"Content-Disposition": f'attachment; filename="{original.filename}"'},
+        got.data,
+        got.media_type,
+        {"Content-Disposition": f'attachment; filename="{got.filename}"'},
     )

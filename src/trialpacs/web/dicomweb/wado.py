@@ -32,7 +32,7 @@ from trialpacs.web import multipart
 from trialpacs.web.deps import Visible, base_url, get_archive, visible_studies
 from trialpacs.web.errors import NotAcceptable
 from trialpacs.web.mediatypes import matches, parse_accept
-from trialpacs.web.ranges import ranged_response
+from trialpacs.web.ranges import ranged_file_response, ranged_response
 
 router = APIRouter()
 DICOM_JSON = "application/dicom+json"
@@ -541,7 +541,8 @@ async def _rendered_video(
     OHIF's video viewport (``singlepart: 'video'``) and a plain ``<video>``
     load ``.../rendered``: a browser plays MP4, not an H.264 elementary stream
     or a multipart body. Single byte ranges are answered (206), so the
-    browser can seek before it has the whole file. None: not a video, or an
+    browser can seek before it has the whole file; the MP4 is built once and
+    kept on disk (``records.mp4cache``), so a range reads only its part. None: not a video, or an
     image was asked for.
     """
     from trialpacs.records.video import DICOM_STREAM_FORMATS
@@ -550,16 +551,25 @@ async def _rendered_video(
     if not _wants_video(request.headers.get("accept")):
         return None
 
-    def run() -> bytes | None:
+    from trialpacs.records.export import Original, original_format
+    from trialpacs.records.mp4cache import OpenVideo, cache_for, serve
+
+    def run() -> Original | OpenVideo | None:
         ref = _find(archive, visible, study, series, sop)[0]
         if ref.transfer_syntax not in DICOM_STREAM_FORMATS:
             return None
-        from trialpacs.records.export import original_format
+        return serve(
+            cache_for(archive.settings.data_dir),
+            ref.blob_key,
+            lambda: original_format(frames_mod.load(archive.store.get(ref.blob_key))),
+        )
 
-        return original_format(frames_mod.load(archive.store.get(ref.blob_key))).data
-
-    body = await run_in_threadpool(run)
-    return None if body is None else ranged_response(request, body, "video/mp4")
+    got = await run_in_threadpool(run)
+    if got is None:
+        return None
+    if isinstance(got, OpenVideo):
+        return ranged_file_response(request, got.fh, got.video.size, "video/mp4", got.video.etag)
+    return ranged_response(request, got.data, "video/mp4")
 
 
 @router.get("/studies/{study}/series/{series}/instances/{sop}/frames/{frame}/rendered")
