@@ -6,10 +6,14 @@ Peers: httpx, pynetdicom through trialpacs' own SCU, and Debian's dcmtk
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import ssl
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -150,6 +154,7 @@ def dicom_tls_server(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iter
         "TRIALPACS_DICOM_TLS_CERT_FILE": str(pki.server_cert),
         "TRIALPACS_DICOM_TLS_KEY_FILE": str(pki.server_key),
         "TRIALPACS_DICOM_TLS_CA_FILE": str(pki.ca),
+        "TRIALPACS_DICOM_ACSE_TIMEOUT": "5",
     }
     with served(tmp_path_factory.mktemp("dicomtls"), env) as server:
         server.env["TLS_PORT"] = str(tls_port)
@@ -196,6 +201,36 @@ def test_dicom_tls_client_checks_our_certificate(dicom_tls_server: Served, pki: 
     ctx = client_context(pki.stranger_cert, pki.client_cert, pki.client_key)
     with pytest.raises(scu.PeerError):
         scu.echo("PYSCU", "TRIALPACS", "127.0.0.1", _tls_port(dicom_tls_server), tls=ctx)
+
+
+def test_silent_peer_on_the_tls_port_does_not_block_other_peers(
+    dicom_tls_server: Served, pki: Pki
+) -> None:
+    """pynetdicom does the TLS handshake on its accept thread, without a timeout:
+    one connection that never sends a ClientHello held every later TLS peer.
+    The handshake now runs on the connection's thread, bounded by the ACSE timeout."""
+    port = _tls_port(dicom_tls_server)
+    answers: list[object] = []
+
+    def echo() -> None:
+        try:
+            answers.append(scu.echo("PYSCU", "TRIALPACS", "127.0.0.1", port, tls=_client(pki)))
+        except Exception as exc:
+            answers.append(exc)
+
+    with socket.create_connection(("127.0.0.1", port)) as silent:
+        time.sleep(0.3)
+        start = time.monotonic()
+        caller = threading.Thread(target=echo, daemon=True)
+        caller.start()
+        caller.join(15)
+        assert answers == [0], f"no C-ECHO answer while a silent peer was connected: {answers}"
+        assert time.monotonic() - start < 10
+        # And the silent peer itself is dropped after dicom_acse_timeout (5 s here).
+        silent.settimeout(15)
+        with contextlib.suppress(ConnectionResetError):  # closed or reset: both drop it
+            assert silent.recv(1) == b""
+        assert time.monotonic() - start < 12
 
 
 def test_plain_dicom_port_still_serves(dicom_tls_server: Served) -> None:

@@ -1,20 +1,26 @@
-"""pynetdicom's association server, taught to take a PROXY protocol header first.
+"""pynetdicom's association server with the accept-time work moved off the accept thread.
 
-pynetdicom's ``AssociationServer.get_request`` accepts a connection (and
-does the TLS handshake) on the accept thread; ``ThreadingMixIn`` then runs
-``process_request_thread`` on a thread of its own, whose ``client_address``
-becomes ``RequestHandler.remote`` and so the association's
-``requestor.address``, which the known-AE check, the audit entries and our
-logs read. :class:`ProxiedAssociationServer` moves two steps from the accept
-thread to that per-connection thread, where a slow peer delays nobody else:
+pynetdicom's ``AssociationServer.get_request`` accepts a connection and, on
+the TLS listener, does the TLS handshake right there, on the one accept
+thread and without a timeout: a single peer that connects and never sends
+a ClientHello held every later TLS peer (tests/hardening/test_tls.py).
+``ThreadingMixIn`` then runs ``process_request_thread`` on a thread of its
+own, whose ``client_address`` becomes ``RequestHandler.remote`` and so the
+association's ``requestor.address``, which the known-AE check, the audit
+entries and our logs read.
 
-1. refuse peers that are not in ``dicom_trusted_proxies``;
-2. read the PROXY header (``trialpacs.dimse.proxy_protocol``) within the
-   ACSE timeout, then the TLS handshake for the TLS listener (HAProxy in TCP
-   mode sends the header before the client's ClientHello);
+:class:`ListenerServer` only accepts on the accept thread, and on the
+connection's thread, where a slow peer delays nobody else:
 
-and hands the client's address from the header to pynetdicom as the
-connection's ``client_address``. Refused connections are closed and logged.
+1. with ``dicom_proxy_protocol``, refuses peers that are not in
+   ``dicom_trusted_proxies`` and reads the PROXY header
+   (``trialpacs.dimse.proxy_protocol``) within the ACSE timeout; HAProxy in
+   TCP mode sends it before the client's ClientHello;
+2. on the TLS listener, does the handshake within the ACSE timeout;
+
+and hands the client's address (from the header, else the socket's) to
+pynetdicom as the connection's ``client_address``. Refused connections are
+closed and logged.
 """
 
 from __future__ import annotations
@@ -78,11 +84,14 @@ class ProxyPolicy:
         return any(address in net for net in self.trusted)
 
 
-class ProxiedAssociationServer(ThreadedAssociationServer):
-    """A ThreadedAssociationServer whose connections start with a PROXY header."""
+class ListenerServer(ThreadedAssociationServer):
+    """A ThreadedAssociationServer that does the PROXY header and TLS handshake per connection."""
 
-    def __init__(self, *args: Any, proxy: ProxyPolicy, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, proxy: ProxyPolicy | None, handshake_timeout: float, **kwargs: Any
+    ) -> None:
         self.proxy = proxy
+        self.handshake_timeout = handshake_timeout
         super().__init__(*args, **kwargs)
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
@@ -93,33 +102,34 @@ class ProxiedAssociationServer(ThreadedAssociationServer):
 
     def process_request_thread(self, request: Any, client_address: tuple[str, int] | str) -> None:
         connected = _address(client_address)
+        peer = connected
         where = f"{connected[0]}:{connected[1]}"
         try:
-            if not self.proxy.trusts(connected[0]):
-                raise ProxyProtocolError(f"{connected[0]} is not in dicom_trusted_proxies")
-            header = read_header(request, self.proxy.timeout)
-            peer = header.peer(connected)
-            if peer != connected:
-                where = f"{peer[0]}:{peer[1]} via proxy {connected[0]}:{connected[1]}"
-            if not _sends_anything(request, self.proxy.timeout):
-                # A balancer's health check (PROXY v2 LOCAL, then close or
-                # reset) or a client gone at once: nothing for pynetdicom,
-                # which would log a reset PDU read as an error each time.
-                log.debug("DICOM connection from %s closed without data", where)
-                self.shutdown_request(request)
-                return
+            if self.proxy is not None:
+                if not self.proxy.trusts(connected[0]):
+                    raise ProxyProtocolError(f"{connected[0]} is not in dicom_trusted_proxies")
+                header = read_header(request, self.proxy.timeout)
+                peer = header.peer(connected)
+                if peer != connected:
+                    where = f"{peer[0]}:{peer[1]} via proxy {connected[0]}:{connected[1]}"
+                if not _sends_anything(request, self.proxy.timeout):
+                    # A balancer's health check (PROXY v2 LOCAL, then close or
+                    # reset) or a client gone at once: nothing for pynetdicom,
+                    # which would log a reset PDU read as an error each time.
+                    log.debug("DICOM connection from %s closed without data", where)
+                    self.shutdown_request(request)
+                    return
             if self.ssl_context is not None:
                 request = self._handshake(request)
         except (ProxyProtocolError, OSError) as exc:
             log.warning("DICOM connection from %s closed: %s", where, exc)
             self.shutdown_request(request)
             return
-        log.debug("DICOM connection from %s (PROXY v%d)", where, header.version)
         super().process_request_thread(request, peer)
 
     def _handshake(self, sock: socket.socket) -> ssl.SSLSocket:
         assert self.ssl_context is not None
-        sock.settimeout(self.proxy.timeout)
+        sock.settimeout(self.handshake_timeout)
         wrapped = self.ssl_context.wrap_socket(sock, server_side=True)
         wrapped.settimeout(None)  # pynetdicom polls with select; blocking as accept() gives
         return wrapped
@@ -149,23 +159,25 @@ def _address(value: tuple[str, int] | str | Any) -> tuple[str, int]:
     return (str(value), 0)
 
 
-def start_proxied(
+def start_listener(
     ae: AE,
     address: tuple[str, int],
     *,
     evt_handlers: list[Any],
-    proxy: ProxyPolicy,
+    handshake_timeout: float,
+    proxy: ProxyPolicy | None = None,
     ssl_context: ssl.SSLContext | None = None,
-) -> ProxiedAssociationServer:
+) -> ListenerServer:
     """What ``AE.start_server(block=False)`` does, with our server class."""
     server = cast(
-        ProxiedAssociationServer,
+        ListenerServer,
         ae.make_server(
             address,
             ssl_context=ssl_context,
             evt_handlers=evt_handlers,
-            server_class=ProxiedAssociationServer,
+            server_class=ListenerServer,
             proxy=proxy,
+            handshake_timeout=handshake_timeout,
         ),
     )
     timestamp = datetime.now().strftime("%Y%m%d%H%M%S")

@@ -31,7 +31,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from trialpacs.archive import Archive
 from trialpacs.dimse import handlers
 from trialpacs.dimse import tls as dimse_tls
-from trialpacs.dimse.listener import ProxyPolicy, start_proxied
+from trialpacs.dimse.listener import ProxyPolicy, start_listener
 from trialpacs.dimse.scu import send_commitment_report
 
 log = logging.getLogger("trialpacs.dimse")
@@ -137,15 +137,16 @@ def start(archive: Archive, *, port: int | None = None) -> DimseServer:
     def listen(
         address: tuple[str, int], ssl_context: ssl.SSLContext | None = None
     ) -> ThreadedAssociationServer:
-        if proxy is not None:
-            return start_proxied(
-                ae, address, evt_handlers=evt_handlers, proxy=proxy, ssl_context=ssl_context
-            )
-        started = ae.start_server(
-            address, block=False, evt_handlers=evt_handlers, ssl_context=ssl_context
+        # Our server class: PROXY header and TLS handshake on the connection's
+        # own thread, bounded by the ACSE timeout (trialpacs.dimse.listener).
+        return start_listener(
+            ae,
+            address,
+            evt_handlers=evt_handlers,
+            proxy=proxy,
+            ssl_context=ssl_context,
+            handshake_timeout=settings.dicom_acse_timeout,
         )
-        assert started is not None
-        return started
 
     listen_port = settings.dicom_port if port is None else port
     if listen_port is None or (listen_port == 0 and port is None):
