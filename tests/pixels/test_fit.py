@@ -86,7 +86,9 @@ def test_line_cut_by_the_detector_is_followed(testdata: Path) -> None:
     fit = text_extent(img, half)
     assert fit.box[2] < ink[2]
     x0, y0, x1, y1 = extend_along_line(img, fit)
-    assert x0 <= ink[0] and x1 >= ink[2] and (y0, y1) == fit.box[1::2]
+    # The followed half holds the comma and the J's descender, below the
+    # rows of the first half: the box takes them in and stops there.
+    assert x0 <= ink[0] and x1 >= ink[2] and (y0, y1) == (ink[1], ink[3])
 
 
 def test_line_end_seen_by_the_detector_is_not_extended(testdata: Path) -> None:
@@ -232,3 +234,69 @@ def test_second_look_box_needs_drawn_text(testdata: Path) -> None:
     ds = image_dataset(planted, photometric="MONOCHROME2", modality="US")
     (box,) = cleaner.clean(ds, []).boxes
     assert box.x >= 60 and box.x + box.width <= 180
+
+
+def _ink_box(
+    img: np.ndarray, text: str, xy: tuple[int, int], size: int, colour: tuple[int, int, int]
+) -> tuple[int, int, int, int]:
+    return _draw(img, text, xy, size, colour)
+
+
+def test_descenders_cut_by_the_detector_box_are_masked_on_rgb(testdata: Path) -> None:
+    """The detector box ends a row above the descenders' tips ("J", "p", "y", "g")."""
+    rgb = _anatomy(testdata)
+    ink = _ink_box(rgb, "Jpyg quay", (40, 100), 14, (0, 255, 0))
+    x0, y0, x1, y1 = ink
+    ds = image_dataset(rgb.copy(), photometric="RGB", modality="US")
+    cleaner = OcrPixelCleaner(
+        engine=FixedEngine([(x0 - 3, y0 - 3, x1 + 3, y1 - 1)]),
+        scan_rules=ScanRules(),
+        layout_rules=LayoutRules(),
+        ink_key=False,
+    )
+    (box,) = cleaner.clean(ds, []).boxes
+    assert (box.x, box.y, box.x + box.width, box.y + box.height) == ink
+    out = decode(ds).frames[0]
+    inside = np.zeros(out.shape[:2], dtype=bool)
+    inside[y0:y1, x0:x1] = True
+    assert (out[inside] == 0).all() and np.array_equal(out[~inside], rgb[~inside])
+
+
+def test_glyph_tops_cut_by_the_detector_box_are_taken_in(testdata: Path) -> None:
+    """A box cutting the top rows also cuts the right arm of the "y": whole glyphs come back."""
+    img = _anatomy(testdata)
+    ink = _draw(img, "gypsy", (40, 100), 14, (255, 255, 255))
+    fit = text_extent(img, TextRegion(ink[0] - 4, ink[1] + 2, ink[2] + 4, ink[3] + 4))
+    assert fit.box[1] > ink[1]
+    assert extend_along_line(img, fit) == ink
+
+
+def test_same_colour_region_below_a_cut_line_is_not_taken_in(testdata: Path) -> None:
+    """Only glyph-sized pieces mostly inside the box grow it, not a region touching it."""
+    img = _anatomy(testdata)
+    ink = _draw(img, "HARTWELL", (40, 100), 14, (255, 255, 255))
+    img[ink[3] : ink[3] + 20, ink[0] + 12 : ink[0] + 40] = 255  # touches the letters' feet
+    fit = text_extent(img, TextRegion(ink[0] - 4, ink[1] - 4, ink[2] + 4, ink[3] - 1))
+    x0, y0, x1, y1 = extend_along_line(img, fit)
+    assert (x0, y0, x1) == (ink[0], ink[1], ink[2]) and y1 <= ink[3]
+
+
+def test_kept_number_running_into_unread_text_is_masked(testdata: Path) -> None:
+    """The detector boxed only "62" (an allow-listed number) of "15/01/1962"."""
+    from PIL import ImageFont
+
+    img = _anatomy(testdata)[:, :, 0].copy()
+    rgb = np.repeat(img[:, :, None], 3, axis=2)
+    ink = _draw(rgb, "15/01/1962", (40, 100), 16, (255, 255, 255))
+    font = ImageFont.load_default(size=16)
+    start = 40 + int(ImageDraw.Draw(Image.new("L", (1, 1))).textlength("15/01/19", font=font))
+    ds = image_dataset(rgb[:, :, 0].copy(), photometric="MONOCHROME2", modality="US")
+    cleaner = OcrPixelCleaner(
+        engine=FixedEngine([(start, ink[1] - 4, ink[2] + 4, ink[3] + 4)], text="62"),
+        scan_rules=ScanRules(),
+        layout_rules=LayoutRules(),
+        ink_key=False,
+    )
+    (box,) = cleaner.clean(ds, []).boxes
+    assert box.reason == "ocr:line-followed-unread"
+    assert box.x <= ink[0] and box.x + box.width >= ink[2]

@@ -27,10 +27,11 @@ from trialpacs.settings import DEFAULT_MAX_FRAMES
 from .decode import DecodedPixels, UnsupportedPixelData, decode
 from .encode import write_pixels
 from .graphics import clean_graphics
+from .inkkey import find_ink_lines, key_picture
 from .layouts import LayoutRules, default_layout_rules
 from .mask import ALL_FRAMES, Box, apply_boxes, extend_along_line, mask_value, pad_box, text_extent
 from .ocr import OcrEngine, RapidOcrEngine
-from .policy import PhiMatcher, TextPolicy, make_policy
+from .policy import Decision, PhiMatcher, TextPolicy, make_policy
 from .preprocess import PreprocessOptions, frame_to_views
 from .scan import ScanRules
 
@@ -137,6 +138,11 @@ class OcrPixelCleaner:
     timeout_s: float | None = 120.0
     max_text_height_fraction: float = 0.3
     ner: Callable[[str], bool] | None = None
+    # After detection, look at the stored values for lines of one exact
+    # value that no region covers and show them to the detector again on a
+    # key picture (inkkey.py): grey text across an anatomy edge or as grey
+    # as the tissue under it.
+    ink_key: bool = True
     # The ingest limit (setting max_frames): ingest refuses larger objects, so
     # the cleaner should never see one; if it does, it refuses rather than
     # decoding and reading thousands of frames.
@@ -330,6 +336,11 @@ class OcrPixelCleaner:
                     if region.second_look and not _confirmed_line(fit.box, exact):
                         continue  # no drawn line of text confirmed in a second-look box
                     x0, y0, x1, y1 = extend_along_line(view.image, fit)
+                    if not decision.mask and _unread_run(fit.box, (x0, x1)):
+                        # The kept text ("62", an allow-listed number) runs on
+                        # into text the detector did not box and nobody read
+                        # ("15/01/19" before it): the line is masked.
+                        decision = Decision(True, "line-followed-unread")
                 else:
                     x0, y0, x1, y1 = region.x0, region.y0, region.x1, region.y1
                 # A box fitted to the text pixels needs no margin; a coarse
@@ -350,7 +361,78 @@ class OcrPixelCleaner:
                 line.append(_Found(0, box, region.text, f"ocr:{decision.reason}", decision.mask))
             _mask_fragments_next_to_masked(line)
             out += _join_line_pieces(line)
+        if self.ink_key:
+            out += self._read_ink_key(frame, out, phi)
         return out
+
+    def _read_ink_key(
+        self, frame: NDArray[np.generic], found: list[_Found], phi: PhiMatcher
+    ) -> list[_Found]:
+        """Text the detector missed on the views, found by its exact stored value (inkkey.py).
+
+        Only lines of one exact value outside every region found so far are
+        looked at, each on a small key picture (that value black on white);
+        a region the detector finds there is decided by the policy and
+        fitted like any other. Nothing is masked without the detector.
+        """
+        rows, cols = frame.shape[0], frame.shape[1]
+        covered = np.zeros((rows, cols), dtype=bool)
+        for f in found:
+            covered[max(0, f.box.y - 2) : f.box.y1 + 2, max(0, f.box.x - 2) : f.box.x1 + 2] = True
+        line: list[_Found] = []
+        for ink_line in find_ink_lines(frame, covered):
+            picture, (ox, oy) = key_picture(frame, ink_line)
+            regions = [r for r in self.engine.detect(picture) if r.height <= 48]
+            if not regions:
+                continue
+            to_read = [r for r in regions if self.read_all_text or self.policy.wants_text(r)]
+            if to_read:
+                read = iter(self.engine.recognize(picture, to_read))
+                regions = [
+                    next(read) if self.read_all_text or self.policy.wants_text(r) else r
+                    for r in regions
+                ]
+            for region in regions:
+                fit = text_extent(picture, region)
+                if not _confirmed_line(fit.box, fit.exact):
+                    continue  # the detector reacted to something that is not drawn text
+                x0, y0, x1, y1 = extend_along_line(picture, fit)
+                decision = self.policy.decide(region, phi)
+                if not decision.mask and _unread_run(fit.box, (x0, x1)):
+                    decision = Decision(True, "line-followed-unread")
+                # One pixel around the exact value: drawn text is often
+                # anti-aliased into its surroundings.
+                box = pad_box(
+                    x0 + ox,
+                    y0 + oy,
+                    x1 + ox,
+                    y1 + oy,
+                    scale=1.0,
+                    pad=1,
+                    pad_fraction=0.0,
+                    rows=rows,
+                    cols=cols,
+                )
+                if box is None:
+                    continue
+                line.append(
+                    _Found(0, box, region.text, f"ocr:ink-key:{decision.reason}", decision.mask)
+                )
+        _mask_fragments_next_to_masked(line)
+        return _join_line_pieces(line)
+
+
+def _unread_run(fit: tuple[int, int, int, int], span: tuple[int, int]) -> bool:
+    """Whether following the line took in more than the read text's own cut-off end.
+
+    A detector box that cuts the last letter of a word ("LIVE|R") leaves a
+    glyph or so to follow, which belongs to what was read; several more
+    characters (wider than a line height and than half the read text) are
+    text nobody read.
+    """
+    x0, y0, x1, y1 = fit
+    added = max(0, x0 - span[0]) + max(0, span[1] - x1)
+    return added > max(y1 - y0, 0.5 * (x1 - x0))
 
 
 def _confirmed_line(box: tuple[int, int, int, int], exact: bool) -> bool:

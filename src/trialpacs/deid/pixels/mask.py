@@ -25,6 +25,7 @@ __all__ = [
     "TextFit",
     "apply_boxes",
     "extend_along_line",
+    "follow_stroke_ends",
     "mask_value",
     "pad_box",
     "text_extent",
@@ -443,7 +444,88 @@ def extend_along_line(image: NDArray[np.uint8], fit: TextFit) -> tuple[int, int,
     reach = max(1, h // 4)
     new_x1 = walk(x1, 1, cols) + 1 if fit.region[2] - x1 <= reach else x1
     new_x0 = walk(x0 - 1, -1, -1) if x0 - fit.region[0] <= reach else x0
-    return min(x0, new_x0), y0, max(x1, new_x1), y1
+    # Likewise above and below: only where the ink runs into the detector
+    # box's top or bottom row can the box have cut glyphs. Ink filling the box
+    # from top to bottom is anatomy in the text's colour around the line
+    # (the detector leaves room on both sides of what it sees as text).
+    # Words taken in by following the line were not seen by the detector
+    # at all: their descenders may reach below the rows of the rest.
+    up = y0 <= fit.region[1]
+    down = y1 >= fit.region[3]
+    box = (min(x0, new_x0), y0, max(x1, new_x1), y1)
+    followed = box[0] < x0 or box[2] > x1
+    if (up and down) or (not up and not down and not followed):
+        return box
+    return follow_stroke_ends(
+        image, box, colour, up=up, down=down, seen=(fit.region[0], fit.region[2])
+    )
+
+
+def follow_stroke_ends(
+    image: NDArray[np.uint8],
+    box: tuple[int, int, int, int],
+    colour: NDArray[np.int16],
+    *,
+    up: bool = True,
+    down: bool = True,
+    seen: tuple[int, int] | None = None,
+) -> tuple[int, int, int, int]:
+    """Grow a fitted line's box over the parts of its glyphs that lie beyond it.
+
+    The fit only sees inside the detector box; a detector box a row short
+    cuts the tip of a descender ("J", "g", "y"), an accent or the top of a
+    letter, which then stays unmasked (and a cut top row can hide the
+    right arm of a "y"). Each glyph is a connected piece of the text colour:
+    pieces that lie mostly inside the box and end within a quarter of a line
+    height around it (at least two pixels) are taken in whole. A piece
+    reaching further, or mostly outside, is a region of the image in that
+    colour, not a glyph, and changes nothing. ``up``/``down``: whether the
+    box may grow above / below (where the detector box cut the line);
+    ``seen``: the detector box's columns; pieces wholly outside them (found
+    by following the line) may grow either way.
+    """
+    x0, y0, x1, y1 = box
+    rows, cols = image.shape[:2]
+    h = y1 - y0
+    if h <= 0 or x1 <= x0:
+        return box
+    # A glyph reaches a quarter of a line height above or below (descender,
+    # accent) and up to a line height sideways (the foot of a final "L").
+    m = max(3, h // 4 + 1)
+    mx = max(3, h)
+    wx0, wy0, wx1, wy1 = max(0, x0 - mx), max(0, y0 - m), min(cols, x1 + mx), min(rows, y1 + m)
+    window = image[wy0:wy1, wx0:wx1].astype(np.int16)
+    ink = (np.abs(window - colour).max(axis=-1) <= 3).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    if n <= 1:
+        return box
+    inside = labels[y0 - wy0 : y1 - wy0, x0 - wx0 : x1 - wx0]
+    counts = np.bincount(inside.ravel(), minlength=n)
+    wh, ww = window.shape[:2]
+    out = [x0, y0, x1, y1]
+    for i in range(1, n):
+        x, y, bw, bh = (int(v) for v in stats[i, :4])
+        unseen = seen is not None and (wx0 + x >= seen[1] or wx0 + x + bw <= seen[0])
+        # Mostly inside: a glyph the box cut; a piece mostly outside that
+        # merely touches the box is something else in the text's colour
+        # (a comma of a followed word may hang below the line).
+        if counts[i] == 0 or counts[i] < (0.34 if unseen else 0.5) * int(stats[i, 4]):
+            continue
+        # Touching the window's edge (where that is not the image's edge)
+        # means it may go on: not a glyph.
+        if (x == 0 and wx0 > 0) or (y == 0 and wy0 > 0):
+            continue
+        if (x + bw == ww and wx1 < cols) or (y + bh == wh and wy1 < rows):
+            continue
+        if not unseen and ((not up and wy0 + y < y0) or (not down and wy0 + y + bh > y1)):
+            continue
+        out = [
+            min(out[0], wx0 + x),
+            min(out[1], wy0 + y),
+            max(out[2], wx0 + x + bw),
+            max(out[3], wy0 + y + bh),
+        ]
+    return out[0], out[1], out[2], out[3]
 
 
 def _darkest_palette_index(ds: Dataset, frame: NDArray[np.generic]) -> int:

@@ -1,0 +1,229 @@
+"""Find text the detector missed by its ink: connected strokes of one exact stored value.
+
+Burned-in text is drawn by a graphics routine in one exact value (or
+colour); anatomy varies from pixel to pixel. Where text crosses a
+bright/dark edge, or is drawn in a grey close to the tissue under it, the
+windowed picture shows it with little or no contrast and the detector finds
+nothing, although in the *stored* values the strokes are exactly equal and
+unlike most of their surroundings.
+
+This is a cheap look at the stored values (neighbour comparisons, a
+histogram per tile, connected components) that finds lines of glyph-sized
+strokes of one exact value which no detected region covers. Each such line
+is then shown to the detector again on a *key picture*: the pixels of that
+value in black on white, everything else blank. Nothing is masked on this
+look alone; the detector must find a text line on the key picture. The
+second detection runs only on small crops and only where such lines exist,
+so its cost is small next to the full-frame detection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["InkLine", "find_ink_lines", "key_picture", "stored_key"]
+
+
+@dataclass(frozen=True)
+class InkLine:
+    """A candidate text line: pixels of stored value ``value`` in ``box`` (x0, y0, x1, y1)."""
+
+    value: int
+    box: tuple[int, int, int, int]
+    strokes: int
+
+
+def stored_key(frame: NDArray[np.generic]) -> NDArray[np.int64]:
+    """One integer per pixel that is equal exactly when the stored samples are equal."""
+    a = np.asarray(frame)
+    if a.ndim == 2:
+        return a.astype(np.int64)
+    k = np.zeros(a.shape[:2], dtype=np.int64)
+    for c in range(a.shape[2]):
+        k = (k << 17) | (a[:, :, c].astype(np.int64) & 0x1FFFF)
+    return k
+
+
+def _extremes(frame: NDArray[np.generic]) -> set[int]:
+    """Keys of the values made only of each sample's minimum or maximum (black, white...)."""
+    if frame.ndim == 2:
+        return {int(frame.min()), int(frame.max())}
+    lows = [int(frame[:, :, c].min()) for c in range(frame.shape[2])]
+    highs = [int(frame[:, :, c].max()) for c in range(frame.shape[2])]
+    out: set[int] = set()
+    for bits in range(1 << frame.shape[2]):
+        k = 0
+        for c in range(frame.shape[2]):
+            v = highs[c] if bits >> c & 1 else lows[c]
+            k = (k << 17) | (v & 0x1FFFF)
+        out.add(k)
+    return out
+
+
+def _equal_neighbours(key: NDArray[np.int64]) -> NDArray[np.uint8]:
+    """How many of the 8 neighbours hold exactly the same value, for every pixel."""
+    h, w = key.shape
+    padded = np.pad(key, 1, mode="constant", constant_values=np.iinfo(np.int64).min)
+    out = np.zeros((h, w), dtype=np.uint8)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy == 0 and dx == 0:
+                continue
+            out += padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] == key
+    return out
+
+
+def _distance(key: NDArray[np.int64], value: int, colour: bool) -> NDArray[np.int64]:
+    """How far each pixel's value is from ``value`` (the largest difference of any sample)."""
+    if not colour:
+        return np.abs(key - value)
+    dist = np.zeros(key.shape, dtype=np.int64)
+    for shift in (0, 17, 34):
+        a = (key >> shift) & 0x1FFFF
+        b = (value >> shift) & 0x1FFFF
+        dist = np.maximum(dist, np.abs(a - b))
+    return dist
+
+
+def _is_peak(key: NDArray[np.int64], value: int, colour: bool, ratio: float) -> bool:
+    """Whether ``value`` is held by clearly more pixels than the values just next to it.
+
+    Drawn text holds one exact value; noise and smooth anatomy hold the
+    neighbouring values about as often as any one value.
+    """
+    dist = _distance(key, value, colour)
+    exact = int((dist == 0).sum())
+    near = int(((dist >= 1) & (dist <= 2)).sum())
+    return exact >= ratio * near
+
+
+def find_ink_lines(
+    frame: NDArray[np.generic],
+    covered: NDArray[np.bool_],
+    *,
+    tile: int = 32,
+    min_strokes: int = 12,
+    max_height: int = 48,
+    max_values: int = 6,
+) -> list[InkLine]:
+    """Lines of glyph-like strokes of one exact value outside ``covered`` (boolean, frame shape).
+
+    A value is a candidate where, in some tile, it is the most frequent
+    value among pixels with at least two equal neighbours (strokes) and
+    holds at least ``min_strokes`` of them without filling the tile (a flat
+    background or banner fills it). Its connected pieces are kept when they
+    are glyph-sized and stand out from their surroundings: a plateau of
+    smooth anatomy is ringed by the next values up and down, a stroke by
+    clearly different ones. Pieces side by side at glyph spacing form a
+    line.
+    """
+    key = stored_key(frame)
+    colour = np.asarray(frame).ndim == 3
+    h, w = key.shape
+    strokes = (_equal_neighbours(key) >= 2) & ~covered
+    if int(strokes.sum()) < min_strokes:
+        return []
+    extremes = _extremes(np.asarray(frame))
+    support: dict[int, list[tuple[int, int]]] = {}
+    for ty in range(0, h, tile):
+        for tx in range(0, w, tile):
+            s = strokes[ty : ty + tile, tx : tx + tile]
+            if int(s.sum()) < min_strokes:
+                continue
+            block = key[ty : ty + tile, tx : tx + tile]
+            vals, counts = np.unique(block[s], return_counts=True)
+            for i in np.argsort(counts)[::-1][:3]:
+                v = int(vals[i])
+                if counts[i] < min_strokes:
+                    break
+                # A value filling the tile is a background (air, a banner);
+                # the extremes are where clipped anatomy is flat, and text
+                # drawn there has full contrast for the detector already.
+                if counts[i] > 0.6 * s.size or v in extremes:
+                    continue
+                if _is_peak(block, v, colour, 1.0):
+                    support.setdefault(v, []).append((ty, tx))
+                    break
+    if not support:
+        return []
+    ranked = sorted(support.items(), key=lambda kv: -len(kv[1]))[:max_values]
+    lines: list[InkLine] = []
+    for value, tiles in ranked:
+        area = np.zeros((h, w), dtype=bool)
+        for ty, tx in tiles:
+            area[max(0, ty - tile) : ty + 2 * tile, max(0, tx - tile) : tx + 2 * tile] = True
+        members = (key == value) & area & ~covered
+        for line in _lines_of(members, value, max_height):
+            x0, y0, x1, y1 = line.box
+            if _is_peak(key[y0:y1, x0:x1], value, colour, 1.5):
+                lines.append(line)
+    return lines
+
+
+def _lines_of(members: NDArray[np.bool_], value: int, max_height: int) -> list[InkLine]:
+    n, _labels, stats, _ = cv2.connectedComponentsWithStats(
+        members.astype(np.uint8), connectivity=8
+    )
+    if n <= 1:
+        return []
+    pieces: list[tuple[int, int, int, int]] = []
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if area < 3 or bh < 3 or bh > max_height or bw > 8 * bh + 8:
+            continue
+        if bw >= 4 and bh >= 4 and area > 0.9 * bw * bh:
+            continue  # a filled rectangle: a banner or a flat patch, not a glyph
+        pieces.append((x, y, x + bw, y + bh))
+    pieces.sort()
+    lines: list[InkLine] = []
+    used = [False] * len(pieces)
+    for i, p in enumerate(pieces):
+        if used[i]:
+            continue
+        used[i] = True
+        group = [p]
+        x0, y0, x1, y1 = p
+        grew = True
+        while grew:
+            grew = False
+            for j, q in enumerate(pieces):
+                if used[j]:
+                    continue
+                lh = y1 - y0
+                overlap = min(y1, q[3]) - max(y0, q[1])
+                gap = max(x0, q[0]) - min(x1, q[2])
+                if overlap >= 0.5 * min(lh, q[3] - q[1]) and gap <= 1.5 * max(lh, q[3] - q[1]):
+                    used[j] = True
+                    group.append(q)
+                    x0, y0 = min(x0, q[0]), min(y0, q[1])
+                    x1, y1 = max(x1, q[2]), max(y1, q[3])
+                    grew = True
+        lh = y1 - y0
+        if len(group) >= 2 and lh >= 5 and x1 - x0 >= 1.5 * lh and lh <= max_height:
+            lines.append(InkLine(value, (x0, y0, x1, y1), len(group)))
+    return lines
+
+
+def key_picture(
+    frame: NDArray[np.generic], line: InkLine, margin: int | None = None
+) -> tuple[NDArray[np.uint8], tuple[int, int]]:
+    """The pixels of the line's value in black on white around the line, and the crop's origin.
+
+    The detector reads this picture without the anatomy that hid the text;
+    box coordinates on it map back by adding the origin.
+    """
+    key = stored_key(frame)
+    h, w = key.shape
+    x0, y0, x1, y1 = line.box
+    # Room above and below for the detector, and along the line for the
+    # words of it that were not seen as candidates.
+    m = margin if margin is not None else max(8, y1 - y0)
+    mx = 4 * m
+    cx0, cy0, cx1, cy1 = max(0, x0 - mx), max(0, y0 - m), min(w, x1 + mx), min(h, y1 + m)
+    ink = key[cy0:cy1, cx0:cx1] == line.value
+    grey = np.where(ink, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2)), (cx0, cy0)

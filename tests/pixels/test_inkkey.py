@@ -1,0 +1,191 @@
+"""Text the detector misses on the windowed picture, found by its exact stored value (inkkey.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+from PIL import Image, ImageDraw, ImageFont
+from pydicom.dataset import Dataset
+
+from pixels._support import image_dataset
+from trialpacs.deid.pixels import LayoutRules, OcrPixelCleaner, ScanRules, default_cleaner
+from trialpacs.deid.pixels.decode import decode
+from trialpacs.deid.pixels.inkkey import find_ink_lines, key_picture
+from trialpacs.deid.pixels.ocr import TextRegion
+
+
+def _ink(shape: tuple[int, int], text: str, xy: tuple[int, int], size: int) -> NDArray[np.bool_]:
+    img = Image.new("L", (shape[1], shape[0]), 0)
+    ImageDraw.Draw(img).text(xy, text, fill=255, font=ImageFont.load_default(size=size))
+    return np.asarray(img) > 96
+
+
+def _bbox(m: NDArray[np.bool_]) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(m)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _covered(boxes: list, shape: tuple[int, ...]) -> NDArray[np.bool_]:
+    m = np.zeros(shape[:2], dtype=bool)
+    for b in boxes:
+        m[b.y : b.y + b.height, b.x : b.x + b.width] = True
+    return m
+
+
+def _ct_rgb(testdata: Path) -> NDArray[np.uint8]:
+    """A CT slice as an 8-bit RGB secondary capture (grey body, black air around it)."""
+    frame = decode(pydicom.dcmread(testdata / "ct" / "CT1_UNC.dcm")).frames[0].astype(float)
+    lo, hi = np.percentile(frame, 1), frame.max()
+    g = np.clip((frame - lo) / (hi - lo) * 255, 0, 255).astype(np.uint8)
+    return np.stack([g, g, (g * 0.9).astype(np.uint8)], axis=-1)
+
+
+def test_grey_text_across_a_bright_dark_edge_is_masked(testdata: Path) -> None:
+    """Grey text darker than the body on one half and lighter than the air on the other.
+
+    The detector finds nothing on the windowed picture here; the line is
+    found by its exact value and read on the key picture.
+    """
+    rgb = _ct_rgb(testdata)
+    ink = _ink(rgb.shape[:2], "15/01/1962", (5, 100), 16)
+    x0, y0, x1, y1 = _bbox(ink)
+    under = rgb[y0:y1, x0:x1, 0][~ink[y0:y1, x0:x1]]
+    assert under.max() > 170 and under.min() < 10  # it crosses the body's edge
+    rgb[ink] = (150, 150, 150)
+    ds = image_dataset(rgb, photometric="RGB", modality="US")
+    report = default_cleaner().clean(ds, [])
+    masked = _covered(report.boxes, rgb.shape)
+    assert masked[y0:y1, x0:x1].all()
+    assert any("ink-key" in b.reason for b in report.boxes)
+    # Tight (ink + a pixel), and everything else bit-identical.
+    assert masked.sum() <= (x1 - x0 + 2) * (y1 - y0 + 2)
+    out = decode(ds).frames[0]
+    assert np.array_equal(out[~masked], rgb[~masked])
+
+
+def test_grey_text_as_grey_as_the_tissue_is_masked(testdata: Path) -> None:
+    """16-bit CT: text drawn at a soft-tissue value is invisible in the full-range window."""
+    ds = pydicom.dcmread(testdata / "ct" / "CT2_UNC.dcm")
+    frame = decode(ds).frames[0]
+    value = int(np.median(frame[300:340, 200:300]))  # soft tissue under the text
+    ink = _ink(frame.shape, "MRN 00456789", (200, 310), 16)
+    planted = frame.copy()
+    planted[ink] = value
+    ds.PixelData = planted.astype("<i2").tobytes()
+    ds.Modality = "OT"
+    report = default_cleaner().clean(ds, ["00456789"])
+    x0, y0, x1, y1 = _bbox(ink)
+    assert _covered(report.boxes, frame.shape)[y0:y1, x0:x1].all()
+    assert any("ink-key" in b.reason for b in report.boxes)
+
+
+def test_lines_are_found_by_their_exact_value(testdata: Path) -> None:
+    frame = decode(pydicom.dcmread(testdata / "mr-brain-series" / "brain_007.dcm")).frames[0]
+    grey = int(frame.min()) + int(0.6 * (int(frame.max()) - int(frame.min())))
+    ink = _ink(frame.shape, "Exam 2024-01-17", (40, 120), 10)
+    planted = frame.copy()
+    planted[ink] = grey
+    (line,) = find_ink_lines(planted, np.zeros(frame.shape, dtype=bool))
+    x0, y0, x1, y1 = _bbox(ink)
+    assert line.value == grey
+    assert line.box[0] <= x0 + 12 and line.box[2] >= x1 - 12
+    assert line.box[1] <= y0 + 2 and line.box[3] >= y1 - 2
+    # The key picture shows exactly the text's value, black on white.
+    picture, (ox, oy) = key_picture(planted, line)
+    assert set(np.unique(picture).tolist()) == {0, 255}
+    inside = picture[y0 - oy : y1 - oy, x0 - ox : x1 - ox, 0] == 0
+    assert inside.sum() == ink[y0:y1, x0:x1].sum()
+
+
+def test_found_text_is_not_looked_at_again(testdata: Path) -> None:
+    frame = decode(pydicom.dcmread(testdata / "mr-brain-series" / "brain_007.dcm")).frames[0]
+    grey = int(frame.min()) + int(0.6 * (int(frame.max()) - int(frame.min())))
+    ink = _ink(frame.shape, "Exam 2024-01-17", (40, 120), 10)
+    planted = frame.copy()
+    planted[ink] = grey
+    x0, y0, x1, y1 = _bbox(ink)
+    covered = np.zeros(frame.shape, dtype=bool)
+    covered[y0 - 2 : y1 + 2, x0 - 2 : x1 + 2] = True
+    assert find_ink_lines(planted, covered) == []
+
+
+def test_text_free_images_yield_no_lines(testdata: Path) -> None:
+    for path in [
+        "ct/CT1_UNC.dcm",
+        "ct/CT2_UNC.dcm",
+        "mr-brain/MR4_UNC.dcm",
+        "mr-knee/MR3_UNC.dcm",
+        "mr-prostate-adc/000005.dcm",
+        "mr-brain-series/brain_014.dcm",
+        "nm/NM1_UNC.dcm",
+    ]:
+        frame = decode(pydicom.dcmread(testdata / path)).frames[0]
+        assert find_ink_lines(frame, np.zeros(frame.shape[:2], dtype=bool)) == [], path
+
+
+class _KeyOnlyEngine:
+    """Finds nothing on the windowed picture; on a key picture, answers ``on_key``."""
+
+    name = "key-only"
+
+    def __init__(self, on_key: bool) -> None:
+        self.on_key = on_key
+        self.key_pictures = 0
+
+    def detect(self, image: NDArray[np.uint8]) -> list[TextRegion]:
+        if set(np.unique(image).tolist()) <= {0, 255}:
+            self.key_pictures += 1
+            if self.on_key:
+                ys, xs = np.nonzero(image[:, :, 0] == 0)
+                return [
+                    TextRegion(
+                        int(xs.min()) - 4, int(ys.min()) - 4, int(xs.max()) + 5, int(ys.max()) + 5
+                    )
+                ]
+        return []
+
+    def recognize(self, image: NDArray[np.uint8], regions: list[TextRegion]) -> list[TextRegion]:
+        text = "Exam 2024-01-17"
+        return [TextRegion(r.x0, r.y0, r.x1, r.y1, r.score, text, 0.99) for r in regions]
+
+
+def _grey_line_dataset(testdata: Path) -> tuple[Dataset, tuple[int, int, int, int]]:
+    frame = decode(pydicom.dcmread(testdata / "mr-brain-series" / "brain_007.dcm")).frames[0]
+    grey = int(frame.min()) + int(0.6 * (int(frame.max()) - int(frame.min())))
+    ink = _ink(frame.shape, "Exam 2024-01-17", (40, 120), 10)
+    planted = frame.copy()
+    planted[ink] = grey
+    return image_dataset(planted, photometric="MONOCHROME2", modality="US"), _bbox(ink)
+
+
+def test_nothing_is_masked_without_the_detector(testdata: Path) -> None:
+    ds, _ = _grey_line_dataset(testdata)
+    before = ds.PixelData
+    engine = _KeyOnlyEngine(on_key=False)
+    cleaner = OcrPixelCleaner(engine=engine, scan_rules=ScanRules(), layout_rules=LayoutRules())
+    report = cleaner.clean(ds, [])
+    assert engine.key_pictures == 1
+    assert report.boxes == [] and ds.PixelData == before
+
+
+def test_key_found_line_is_masked_tightly(testdata: Path) -> None:
+    ds, (x0, y0, x1, y1) = _grey_line_dataset(testdata)
+    cleaner = OcrPixelCleaner(
+        engine=_KeyOnlyEngine(on_key=True), scan_rules=ScanRules(), layout_rules=LayoutRules()
+    )
+    (box,) = cleaner.clean(ds, []).boxes
+    assert box.reason.startswith("ocr:ink-key:")
+    # The ink plus one pixel for anti-aliasing, no more.
+    assert (box.x, box.y, box.x + box.width, box.y + box.height) == (x0 - 1, y0 - 1, x1 + 1, y1 + 1)
+
+
+def test_ink_key_can_be_switched_off(testdata: Path) -> None:
+    ds, _ = _grey_line_dataset(testdata)
+    engine = _KeyOnlyEngine(on_key=True)
+    cleaner = OcrPixelCleaner(
+        engine=engine, scan_rules=ScanRules(), layout_rules=LayoutRules(), ink_key=False
+    )
+    assert cleaner.clean(ds, []).boxes == [] and engine.key_pictures == 0
