@@ -17,6 +17,7 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
+    UID,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -65,7 +66,7 @@ def write(ds: Dataset, ts: str) -> bytes:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.TransferSyntaxUID = ts
+    meta.TransferSyntaxUID = UID(ts)
     ds.file_meta = meta
     buf = io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
@@ -131,6 +132,41 @@ QIDO_SEEDS = [
 ]
 
 
+# QIDO-RS routes for the URL seeds of the atheris harness (bench/fuzz_atheris.py).
+QIDO_PATHS = [
+    "studies",
+    f"studies/{ROOT}.5.1/series",
+    f"studies/{ROOT}.5.1/series/{ROOT}.5.2/instances",
+    "series",
+    "instances",
+]
+
+
+def stow_requests(files: dict[str, bytes]) -> dict[str, bytes]:
+    """STOW-RS requests for the atheris multipart harness: a Content-Type line, then the body.
+
+    Quoted and special-character boundaries, bare LF line endings, preamble
+    and epilogue, part headers, more parts than the harness' limit (3), an
+    empty part and a body without its closing boundary.
+    """
+    dicom = 'multipart/related; type="application/dicom"; boundary='
+    small = [b"DICM-part-one", b"", b"--not-a-boundary\r\n"]
+    quoted = "a'()+_,-./:=? b"
+    lf_body = (
+        b"preamble\n--lf\nContent-Type: application/dicom\nContent-Location: x\n\none\n"
+        b"--lf\n\ntwo\n--lf--\nepilogue"
+    )
+    return {
+        "stow_two_parts.bin": (dicom + "fuzzBOUNDARY\r\n").encode()
+        + multipart([files["explicit_le.dcm"], files["nested_sequences.dcm"]]),
+        "stow_quoted_boundary.bin": (f'{dicom}"{quoted}"\r\n').encode() + multipart(small, quoted),
+        "stow_lf_only.bin": b"multipart/related; boundary=lf\n" + lf_body,
+        "stow_too_many_parts.bin": (dicom + "b\r\n").encode()
+        + multipart([b"1", b"2", b"3", b"4"], "b"),
+        "stow_truncated.bin": (dicom + "t\r\n").encode() + multipart([b"x"], "t")[:-8],
+    }
+
+
 def main() -> None:
     CORPUS.mkdir(exist_ok=True)
     files = seeds()
@@ -140,7 +176,15 @@ def main() -> None:
         multipart([files["explicit_le.dcm"], files["nested_sequences.dcm"]])
     )
     (CORPUS / "qido.txt").write_text("\n".join(QIDO_SEEDS) + "\n")
-    print(f"wrote {len(files) + 2} seeds to {CORPUS}", file=sys.stderr)
+    # One input per file for the atheris harnesses (libFuzzer's corpus format).
+    (CORPUS / "multipart").mkdir(exist_ok=True)
+    for name, data in stow_requests(files).items():
+        (CORPUS / "multipart" / name).write_bytes(data)
+    (CORPUS / "qido").mkdir(exist_ok=True)
+    for i, path in enumerate(QIDO_PATHS):
+        for j, query in enumerate(QIDO_SEEDS):
+            (CORPUS / "qido" / f"url_{i}_{j}.txt").write_text(f"{path}?{query}")
+    print(f"wrote seeds to {CORPUS}", file=sys.stderr)
 
 
 if __name__ == "__main__":

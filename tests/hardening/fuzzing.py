@@ -9,9 +9,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+
+from hardening.corpus_gen import PATIENT_ID, PATIENT_NAME
+from trialpacs.archive import Archive
+from trialpacs.deid import Deidentifier
+from trialpacs.dicom.parse import PREAMBLE, parse_part10
+from trialpacs.dicom.uids import require_uid
+from trialpacs.errors import InvalidInput, TooLarge, TrialpacsError
+from trialpacs.index import lookup, qido
+from trialpacs.index.qido import Level
+from trialpacs.ingest.store import store_bytes
+from trialpacs.web import multipart
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 EXAMPLES = int(os.environ.get("TRIALPACS_FUZZ_EXAMPLES", "150"))
@@ -52,8 +64,8 @@ INTERESTING = [
 ]
 
 
-def seed_files(suffix: str = ".dcm") -> dict[str, bytes]:
-    files = {p.name: p.read_bytes() for p in sorted(CORPUS.glob(f"*{suffix}"))}
+def seed_files(suffix: str = ".dcm", pattern: str = "*") -> dict[str, bytes]:
+    files = {p.name: p.read_bytes() for p in sorted(CORPUS.glob(f"{pattern}{suffix}"))}
     if not files:
         raise RuntimeError(
             f"the seed corpus {CORPUS} is missing: run python tests/hardening/corpus_gen.py"
@@ -89,3 +101,148 @@ def mutated(draw: st.DrawFn, seeds: list[bytes], start: int = 0) -> bytes:
             chunk = data[pos : pos + draw(st.integers(1, 64))]
             data[pos:pos] = chunk
     return bytes(data)
+
+
+# ------------------------------------------------------------ properties
+#
+# One definition of "handled correctly" per entry point, shared by the
+# hypothesis fuzzers (tests/hardening/test_fuzz.py) and the coverage-guided
+# atheris harnesses (bench/fuzz_atheris.py). Each returns quietly when the
+# input was accepted correctly or refused with our error, and raises
+# AssertionError (or lets a foreign exception escape) otherwise: that is a
+# crash for both fuzzers.
+
+QIDO_MAX_LIMIT = 50
+MULTIPART_MAX_PARTS = 3
+LEVELS: dict[str, Level] = {"studies": "study", "series": "series", "instances": "instance"}
+
+
+def check_parse(data: bytes, *, intact: bool = True) -> None:
+    """Accepted (same bytes after a zero preamble, sane UIDs) or ``InvalidInput``."""
+    try:
+        parsed = parse_part10(data)
+    except InvalidInput:
+        return
+    assert parsed.data[:128] == PREAMBLE
+    if intact:
+        assert parsed.data[128:] == data[128:]
+    for uid in (parsed.sop_instance_uid, parsed.study_uid, parsed.series_uid):
+        assert 0 < len(uid) <= 64
+
+
+def check_store(archive: Archive, data: bytes) -> None:
+    """Stored and indexed once with the exact bytes, or refused with a ``TrialpacsError``."""
+    try:
+        outcome = store_bytes(archive, data)
+    except TrialpacsError:
+        return
+    with archive.db.read() as session:
+        refs = lookup.instances(session, sop_uid=outcome.sop_uid)
+    assert len(refs) == 1, f"{outcome.sop_uid} indexed {len(refs)} times"
+    stored = archive.store.get(refs[0].blob_key)
+    assert stored[:128] == PREAMBLE
+    # Either these bytes or an earlier identical instance (duplicate) is stored.
+    if outcome.status == "stored":
+        assert stored[128:] == data[128:], "stored bytes differ from the received bytes"
+    assert len(stored) == refs[0].size
+
+
+def check_multipart(
+    body: bytes, boundary: str, max_parts: int | None = MULTIPART_MAX_PARTS
+) -> list[multipart.Part]:
+    """Split or ``InvalidInput``; never more than ``max_parts``; each body is a slice of ``body``.
+
+    Returns the parts ([] when refused) so callers can check more.
+    """
+    try:
+        parts = multipart.split(body, boundary, max_parts)
+    except InvalidInput:
+        return []
+    if max_parts is not None:
+        assert len(parts) <= max_parts
+    for part in parts:
+        assert part.body in body
+    return parts
+
+
+def check_stow_body(data: bytes) -> None:
+    """A STOW-RS request as the server sees it: a Content-Type line, then the body.
+
+    The boundary comes from the header as in the STOW route; with the parts
+    limit the same body gives the same parts or a ``TooLarge`` refusal.
+    """
+    line, _, body = data.partition(b"\n")
+    try:
+        boundary = multipart.boundary_of(line.rstrip(b"\r").decode("latin-1"))
+    except InvalidInput:
+        return
+    unlimited = check_multipart(body, boundary, None)
+    try:
+        limited = multipart.split(body, boundary, MULTIPART_MAX_PARTS)
+    except TooLarge:
+        # The limit may trip before a later malformation is seen.
+        assert not unlimited or len(unlimited) > MULTIPART_MAX_PARTS
+        return
+    except InvalidInput:
+        assert not unlimited, "refused with a limit but split without one"
+        return
+    assert [p.body for p in limited] == [p.body for p in unlimited]
+
+
+def check_qido_query(
+    archive: Archive,
+    level: Level,
+    params: list[tuple[str, str]],
+    study_uid: str | None = None,
+    series_uid: str | None = None,
+) -> None:
+    """Refused with ``InvalidInput`` or searched; no more answers than the limit."""
+    try:
+        if study_uid is not None:
+            require_uid(study_uid, "Study Instance UID in the URL")
+        if series_uid is not None:
+            require_uid(series_uid, "Series Instance UID in the URL")
+        query = qido.Query.from_params(
+            level, params, study_uid=study_uid, series_uid=series_uid, max_limit=QIDO_MAX_LIMIT
+        )
+        with archive.db.read() as session:
+            result = qido.search(session, query)
+    except InvalidInput:
+        return
+    assert query.limit is not None and query.limit <= QIDO_MAX_LIMIT
+    assert len(result.items) <= query.limit, f"{len(result.items)} answers, limit {query.limit}"
+
+
+def check_qido_url(archive: Archive, data: bytes) -> None:
+    """A QIDO-RS URL (``studies/{uid}/series?key=value&...``) as the route sees it."""
+    path, _, qs = data.decode("latin-1").partition("?")
+    segments = path.strip("/").split("/")
+    level = LEVELS.get(segments[-1])
+    if level is None:
+        return  # no such route: a 404, nothing of ours runs
+    study = segments[1] if len(segments) >= 3 and segments[0] == "studies" else None
+    series = segments[3] if len(segments) >= 5 and segments[2] == "series" else None
+    params = parse_qsl(qs, keep_blank_values=True)
+    check_qido_query(archive, level, params, study, series)
+
+
+def planted_identity() -> list[bytes]:
+    """The patient identity the seeds carry, as it could appear in output bytes."""
+    return [v.encode() for v in (PATIENT_NAME, PATIENT_ID, PATIENT_NAME.replace("^", " "))]
+
+
+def check_deid(deidentifier: Deidentifier, data: bytes) -> None:
+    """Output (a readable Part 10 file without the planted identity) or ``InvalidInput``.
+
+    ``DeidError`` is an ``InvalidInput``: the instance is refused, nothing of
+    it is released.
+    """
+    try:
+        out, _ = deidentifier.deidentify_part10(data)
+    except InvalidInput:
+        return
+    assert out[:128] == PREAMBLE
+    assert out[128:132] == b"DICM"
+    for value in planted_identity():
+        assert value not in out, f"{value!r} reached the de-identified output"
+    parse_part10(out)  # what we release must be readable (InvalidInput here is a crash)

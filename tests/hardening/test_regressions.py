@@ -11,12 +11,15 @@ from hardening.corpus_gen import base, write
 from hardening.fuzzing import seed_files
 from trialpacs.access.apikeys import create_key
 from trialpacs.archive import Archive
+from trialpacs.deid import Deidentifier, TrialContext, load_profile
 from trialpacs.dicom.parse import parse_part10
 from trialpacs.errors import InvalidInput
 from trialpacs.index import qido
 from trialpacs.settings import Settings
 from trialpacs.web import multipart
 from trialpacs.web.app import create_app
+
+CRASHES = Path(__file__).parent / "corpus" / "crashes"
 
 
 def test_deflated_instances_are_accepted() -> None:
@@ -74,9 +77,34 @@ def test_meta_element_with_unknown_vr_is_refused() -> None:
 def test_transfer_syntax_encoded_as_sequence_is_refused() -> None:
     # Found by atheris (bench/fuzz_atheris_parse.py): str() of a SQ-encoded
     # TransferSyntaxUID raised NotImplementedError (unknown VR inside): a 500.
-    crash = Path(__file__).parent / "corpus" / "crashes" / "atheris-ts-as-sequence.bin"
+    crash = CRASHES / "atheris-ts-as-sequence.bin"
     with pytest.raises(InvalidInput, match=r"TransferSyntaxUID \(0002,0010\) is not a UID"):
         parse_part10(crash.read_bytes())
+
+
+def _deidentifier() -> Deidentifier:
+    return Deidentifier(
+        load_profile("trial"),
+        b"regression-secret-0123456789abcd",
+        TrialContext("T1", "S1"),
+        use_ner=False,
+    )
+
+
+def test_data_set_element_with_unknown_vr_is_refused() -> None:
+    # Found by atheris (bench/fuzz_atheris.py --target deid): a bit flip made
+    # BitsStored's VR 'U\xd3'. parse_part10 accepted it, and the de-identified
+    # copy written from it was unreadable (a released instance nobody can open).
+    crash = (CRASHES / "atheris-deid-unknown-vr.bin").read_bytes()
+    with pytest.raises(InvalidInput, match=r"\(0028,0101\) has an unknown value representation"):
+        parse_part10(crash)
+    with pytest.raises(InvalidInput, match="unknown value representation"):
+        _deidentifier().deidentify_part10(crash)
+    data = write(base(1), "1.2.840.10008.1.2.1")
+    patched = data.replace(b"\x28\x00\x01\x01US", b"\x28\x00\x01\x01U\xd3", 1)
+    assert patched != data
+    with pytest.raises(InvalidInput, match=r"\(0028,0101\) has an unknown value representation"):
+        parse_part10(patched)
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.tag import Tag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from pydicom.valuerep import VR
 
 from trialpacs.dicom.uids import require_uid
 from trialpacs.errors import InvalidInput, TooLarge
@@ -26,6 +27,8 @@ from trialpacs.errors import InvalidInput, TooLarge
 PREAMBLE = b"\x00" * 128
 MAX_SEQUENCE_DEPTH = 16
 UNDEFINED_LENGTH = 0xFFFFFFFF
+# PS3.5 value representations (and pydicom's ambiguous "US or SS" forms).
+KNOWN_VRS = frozenset(str(vr) for vr in VR)
 _SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 # Video transfer syntaxes (MPEG-2, MPEG-4 AVC/H.264, HEVC/H.265): one stream,
 # whose NumberOfFrames is the playback length (a 5-minute clip at 30 fps has
@@ -211,6 +214,13 @@ def check_structure(ds: Dataset, depth: int = 0) -> None:
     for tag in list(ds.keys()):
         raw = ds._dict[tag]
         if isinstance(raw, RawDataElement):
+            if raw.VR is not None and raw.VR not in KNOWN_VRS:
+                # Found by atheris (bench/fuzz_atheris.py --target deid): pydicom
+                # reads an explicit VR it does not know, but no one can convert
+                # or re-encode the value (the de-identified copy was unreadable).
+                raise InvalidInput(
+                    f"element {_tag(tag)} has an unknown value representation {raw.VR!r}"
+                )
             if (
                 raw.length != UNDEFINED_LENGTH
                 and raw.value is not None

@@ -1,0 +1,124 @@
+"""Coverage-guided (atheris) fuzzing of every place hostile bytes enter trialpacs.
+
+Complements the hypothesis fuzzers in tests/hardening/test_fuzz.py: atheris
+steers mutations by branch coverage of trialpacs and pydicom, so it reaches
+states that blind mutation of the seed corpus rarely hits. The properties
+are the same functions the hypothesis fuzzers call
+(tests/hardening/fuzzing.py); a violated property or a foreign exception is
+a crash (libFuzzer writes the input to ``crash-*`` and exits non-zero).
+
+Targets (``--target``), each with its seeds from tests/hardening/corpus:
+
+- ``parse``: ``parse_part10`` on mutated Part 10 files.
+- ``store``: ``store_bytes`` into a temporary SQLite archive.
+- ``multipart``: a STOW-RS Content-Type line, then the body:
+  ``boundary_of`` + ``multipart.split`` with and without a parts limit.
+- ``qido``: a QIDO-RS URL (``studies/{uid}/series?key=value``):
+  ``Query.from_params`` + ``search`` against a SQLite archive holding the
+  seed instances.
+- ``deid``: ``Deidentifier.deidentify_part10`` (trial profile) on mutated
+  Part 10 files; the planted patient identity must never reach the output.
+
+Usage (seeds copied: libFuzzer adds new inputs to the corpus directory):
+
+    .venv/bin/python bench/fuzz_atheris.py --target qido --init-corpus /tmp/fz-qido
+    .venv/bin/python bench/fuzz_atheris.py --target qido -max_total_time=120 \\
+        -seed=1 -rss_limit_mb=2048 -timeout=10 /tmp/fz-qido
+
+Every argument other than ``--target``/``--init-corpus`` goes to libFuzzer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import atheris
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # the shared properties live with the tests
+
+with atheris.instrument_imports(include=["trialpacs", "pydicom"]):
+    from hardening import fuzzing
+    from trialpacs.archive import Archive
+    from trialpacs.deid import Deidentifier, TrialContext, load_profile
+    from trialpacs.ingest.store import store_bytes
+    from trialpacs.settings import Settings
+
+SEEDS: dict[str, list[str]] = {
+    "parse": ["*.dcm"],
+    "store": ["*.dcm"],
+    "deid": ["*.dcm"],
+    "multipart": ["multipart/*"],
+    "qido": ["qido/*"],
+}
+SECRET = b"fuzzing-secret-0123456789abcdef"
+
+
+def seed_paths(target: str) -> list[Path]:
+    paths = sorted(p for pattern in SEEDS[target] for p in fuzzing.CORPUS.glob(pattern))
+    if not paths:
+        raise SystemExit(f"no seeds for {target} in {fuzzing.CORPUS}: run corpus_gen.py")
+    return paths
+
+
+def init_corpus(target: str, directory: Path) -> None:
+    """Copy the target's committed seeds into a scratch corpus directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in seed_paths(target):
+        shutil.copy(path, directory / path.name)
+
+
+def temp_archive(with_seeds: bool) -> Archive:
+    """A SQLite archive in a temporary directory, removed at exit."""
+    tmp = tempfile.mkdtemp(prefix="trialpacs-atheris-")
+    archive = Archive.open(Settings(data_dir=Path(tmp)))
+
+    def cleanup() -> None:
+        archive.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    atexit.register(cleanup)
+    if with_seeds:  # something for QIDO to match against
+        for path in seed_paths("parse"):
+            store_bytes(archive, path.read_bytes())
+    return archive
+
+
+def harness(target: str) -> Callable[[bytes], None]:
+    if target == "parse":
+        return fuzzing.check_parse
+    if target == "multipart":
+        return fuzzing.check_stow_body
+    if target == "store":
+        archive = temp_archive(with_seeds=False)
+        return lambda data: fuzzing.check_store(archive, data)
+    if target == "qido":
+        archive = temp_archive(with_seeds=True)
+        return lambda data: fuzzing.check_qido_url(archive, data)
+    if target == "deid":
+        deid = Deidentifier(load_profile("trial"), SECRET, TrialContext("T1", "S1"), use_ner=False)
+        return lambda data: fuzzing.check_deid(deid, data)
+    raise SystemExit(f"unknown target {target!r}; one of {', '.join(SEEDS)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--target", required=True, choices=sorted(SEEDS))
+    parser.add_argument("--init-corpus", type=Path)
+    args, libfuzzer_args = parser.parse_known_args()
+    if args.init_corpus is not None:
+        init_corpus(args.target, args.init_corpus)
+        return
+    one_input = harness(args.target)
+    atheris.Setup([sys.argv[0], *libfuzzer_args], one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
