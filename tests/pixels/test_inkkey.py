@@ -189,3 +189,16 @@ def test_ink_key_can_be_switched_off(testdata: Path) -> None:
         engine=engine, scan_rules=ScanRules(), layout_rules=LayoutRules(), ink_key=False
     )
     assert cleaner.clean(ds, []).boxes == [] and engine.key_pictures == 0
+
+
+def test_text_at_the_top_value_is_a_candidate_the_bottom_value_is_not(testdata: Path) -> None:
+    """White text over bright anatomy counts; the lowest value is where clipped maps are flat."""
+    frame = decode(pydicom.dcmread(testdata / "mr-brain-series" / "brain_007.dcm")).frames[0]
+    ink = _ink(frame.shape, "Jane Q Hartwell", (40, 120), 10)
+    bright = frame.copy()
+    bright[ink] = frame.max()
+    (line,) = find_ink_lines(bright, np.zeros(frame.shape, dtype=bool))
+    assert line.value == int(frame.max())
+    dark = frame.copy()
+    dark[ink] = frame.min()
+    assert find_ink_lines(dark, np.zeros(frame.shape, dtype=bool)) == []

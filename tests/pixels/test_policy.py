@@ -32,6 +32,7 @@ def _r(text: str | None, score: float = 0.99) -> TextRegion:
         "SAG",
         "2D",
         "x1.5",
+        "W 2000 L 1980",
     ],
 )
 def test_safe_annotations(text: str) -> None:
@@ -49,6 +50,9 @@ def test_safe_annotations(text: str) -> None:
         "123 Main St",
         "Dr. House",
         "",
+        # "Jan 15, 1962" with the month not read; a year alone.
+        "15, 1962",
+        "1962",
     ],
 )
 def test_not_safe(text: str) -> None:

@@ -48,20 +48,14 @@ def stored_key(frame: NDArray[np.generic]) -> NDArray[np.int64]:
     return k
 
 
-def _extremes(frame: NDArray[np.generic]) -> set[int]:
-    """Keys of the values made only of each sample's minimum or maximum (black, white...)."""
+def _floor(frame: NDArray[np.generic]) -> int:
+    """The key of the lowest stored value (per sample): air, clipped or masked-out areas."""
     if frame.ndim == 2:
-        return {int(frame.min()), int(frame.max())}
-    lows = [int(frame[:, :, c].min()) for c in range(frame.shape[2])]
-    highs = [int(frame[:, :, c].max()) for c in range(frame.shape[2])]
-    out: set[int] = set()
-    for bits in range(1 << frame.shape[2]):
-        k = 0
-        for c in range(frame.shape[2]):
-            v = highs[c] if bits >> c & 1 else lows[c]
-            k = (k << 17) | (v & 0x1FFFF)
-        out.add(k)
-    return out
+        return int(frame.min())
+    k = 0
+    for c in range(frame.shape[2]):
+        k = (k << 17) | (int(frame[:, :, c].min()) & 0x1FFFF)
+    return k
 
 
 def _equal_neighbours(key: NDArray[np.int64]) -> NDArray[np.uint8]:
@@ -115,11 +109,12 @@ def find_ink_lines(
     A value is a candidate where, in some tile, it is the most frequent
     value among pixels with at least two equal neighbours (strokes) and
     holds at least ``min_strokes`` of them without filling the tile (a flat
-    background or banner fills it). Its connected pieces are kept when they
-    are glyph-sized and stand out from their surroundings: a plateau of
-    smooth anatomy is ringed by the next values up and down, a stroke by
-    clearly different ones. Pieces side by side at glyph spacing form a
-    line.
+    background or banner fills it) and is a *peak*: held by more pixels
+    than the values one or two steps away together (noise and smooth
+    anatomy hold the neighbouring values about as often). Its connected
+    pieces are kept when they are glyph-sized: not too tall, not a filled
+    rectangle, strokes thin for their height. Pieces side by side at glyph
+    spacing form a line, which must again be a peak within its own box.
     """
     key = stored_key(frame)
     colour = np.asarray(frame).ndim == 3
@@ -127,7 +122,7 @@ def find_ink_lines(
     strokes = (_equal_neighbours(key) >= 2) & ~covered
     if int(strokes.sum()) < min_strokes:
         return []
-    extremes = _extremes(np.asarray(frame))
+    floor = _floor(np.asarray(frame))
     support: dict[int, list[tuple[int, int]]] = {}
     for ty in range(0, h, tile):
         for tx in range(0, w, tile):
@@ -140,10 +135,11 @@ def find_ink_lines(
                 v = int(vals[i])
                 if counts[i] < min_strokes:
                     break
-                # A value filling the tile is a background (air, a banner);
-                # the extremes are where clipped anatomy is flat, and text
-                # drawn there has full contrast for the detector already.
-                if counts[i] > 0.6 * s.size or v in extremes:
+                # A value filling the tile is a background (air, a banner).
+                # The lowest value is where clipped or masked anatomy is
+                # flat (ADC maps hold ragged patches of 0); dark text is
+                # drawn on light banners, which the detector sees.
+                if counts[i] > 0.6 * s.size or v == floor:
                     continue
                 if _is_peak(block, v, colour, 1.0):
                     support.setdefault(v, []).append((ty, tx))
@@ -165,11 +161,15 @@ def find_ink_lines(
 
 
 def _lines_of(members: NDArray[np.bool_], value: int, max_height: int) -> list[InkLine]:
-    n, _labels, stats, _ = cv2.connectedComponentsWithStats(
-        members.astype(np.uint8), connectivity=8
-    )
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(members.astype(np.uint8), connectivity=8)
     if n <= 1:
         return []
+    # Stroke thickness: twice the largest distance from a piece's pixels to
+    # its outside. Glyph strokes are thin for their height (about a tenth
+    # of it, a fifth when bold); a patch of clipped or flat anatomy is not.
+    inner = cv2.distanceTransform(members.astype(np.uint8), cv2.DIST_L2, 3)
+    thickness = np.zeros(n, dtype=np.float32)
+    np.maximum.at(thickness, np.asarray(labels, dtype=np.intp)[members], inner[members])
     pieces: list[tuple[int, int, int, int]] = []
     for i in range(1, n):
         x, y, bw, bh, area = (int(v) for v in stats[i])
@@ -177,6 +177,8 @@ def _lines_of(members: NDArray[np.bool_], value: int, max_height: int) -> list[I
             continue
         if bw >= 4 and bh >= 4 and area > 0.9 * bw * bh:
             continue  # a filled rectangle: a banner or a flat patch, not a glyph
+        if 2 * thickness[i] > 0.3 * bh + 2:
+            continue  # too thick for a stroke of a glyph this tall
         pieces.append((x, y, x + bw, y + bh))
     pieces.sort()
     lines: list[InkLine] = []

@@ -77,6 +77,17 @@ _SAFE_TOKEN = (
     r"|2D|3D|M-MODE|B-MODE|CFM|PW|CW|PD|THI)"
 )
 _SAFE_LINE = re.compile(rf"^{_SAFE_TOKEN}(?:\s*[,;|]?\s+{_SAFE_TOKEN})*$", re.IGNORECASE)
+_YEAR = re.compile(r"(?:19|20)\d{2}")
+_PARAM_NAME = re.compile(rf"{_PARAMS}[:=]?", re.IGNORECASE)
+
+
+def _has_bare_year(t: str) -> bool:
+    """Whether a token is a year-shaped number not following a parameter name."""
+    tokens = [x for x in re.split(r"[\s,;|]+", t) if x]
+    for i, tok in enumerate(tokens):
+        if _YEAR.fullmatch(tok) and not (i > 0 and _PARAM_NAME.fullmatch(tokens[i - 1])):
+            return True
+    return False
 
 
 def is_safe_annotation(
@@ -86,6 +97,10 @@ def is_safe_annotation(
     t = " ".join(text.strip().split())
     if not t or len(t) > max_length:
         return False
+    if _has_bare_year(t):
+        # "15, 1962": a date whose month the reader missed. A year-shaped
+        # number is only safe after a parameter name ("W 2000").
+        return any(p.fullmatch(t) for p in extra)
     if _SAFE_LINE.match(t):
         return True
     return any(p.fullmatch(t) for p in extra)
