@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydicom import dcmread
+from pydicom.tag import Tag
 
 from hardening.corpus_gen import base, write
 from hardening.fuzzing import seed_files
@@ -105,6 +108,40 @@ def test_data_set_element_with_unknown_vr_is_refused() -> None:
     assert patched != data
     with pytest.raises(InvalidInput, match=r"\(0028,0101\) has an unknown value representation"):
         parse_part10(patched)
+
+
+def test_undefined_length_outside_sequences_and_pixel_data_is_refused() -> None:
+    # Found by atheris (--target deid): VR bytes FF FF made pydicom read the
+    # element as implicit VR, InstanceNumber (IS) with undefined length
+    # swallowing the elements after it; the de-identified copy wrote it with a
+    # 16-bit length and was unreadable.
+    crash = (CRASHES / "atheris-deid-undefined-length-is.bin").read_bytes()
+    with pytest.raises(InvalidInput, match=r"\(0020,0013\) \(IS\) has an undefined length"):
+        parse_part10(crash)
+    with pytest.raises(InvalidInput, match="undefined length"):
+        _deidentifier().deidentify_part10(crash)
+    # Sequences and encapsulated pixel data of undefined length stay accepted.
+    for name in ("nested_sequences.dcm", "rle_3_frames.dcm"):
+        parse_part10(seed_files()[name])
+
+
+def test_item_outside_a_sequence_is_refused_and_never_released() -> None:
+    # Found by atheris (--target deid): a deletion left an Item (FFFE,E000)
+    # holding PatientName at the top level; parse_part10 accepted it, the
+    # engine kept it as an "unknown standard" element and the output carried
+    # the patient's name in a UN element.
+    crash = (CRASHES / "atheris-deid-item-outside-sequence.bin").read_bytes()
+    assert b"FUZZ^PATIENT^Q" in crash
+    with pytest.raises(InvalidInput, match=r"\(FFFE,E000\) outside a sequence"):
+        parse_part10(crash)
+    with pytest.raises(InvalidInput, match="outside a sequence"):
+        _deidentifier().deidentify_part10(crash)
+    # A data set handed to the engine directly (not via bytes) loses it too.
+    ds = dcmread(io.BytesIO(crash))
+    assert Tag(0xFFFEE000) in ds
+    out = _deidentifier().deidentify(ds).dataset
+    assert Tag(0xFFFEE000) not in out
+    assert not any(b"FUZZ^PATIENT^Q" in (e.value or b"") for e in out if e.VR == "UN")
 
 
 @pytest.mark.parametrize(

@@ -388,6 +388,8 @@ class Deidentifier:
                 action = p.unknown_nonstandard
             elif vr == "SQ":
                 action = "K"
+            elif vr == "NONE":
+                action = "X"  # item/delimitation tags carry no attribute (found by atheris)
             elif vr in ("DA", "DT"):
                 action = "C" if self._modified else ("K" if self._full else "X")
             elif vr == "UI":

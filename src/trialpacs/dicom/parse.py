@@ -212,6 +212,13 @@ def check_structure(ds: Dataset, depth: int = 0) -> None:
     if depth > MAX_SEQUENCE_DEPTH:
         raise InvalidInput(f"sequences nested deeper than {MAX_SEQUENCE_DEPTH} levels")
     for tag in list(ds.keys()):
+        if tag >> 16 == 0xFFFE:
+            # Found by atheris (--target deid): an Item (FFFE,E000) outside a
+            # sequence read as an element of "unknown" VR that de-identification
+            # kept, with the patient's name inside, as UN in the output.
+            raise InvalidInput(
+                f"item or delimitation tag {_tag(tag)} outside a sequence (PS3.5 7.5)"
+            )
         raw = ds._dict[tag]
         if isinstance(raw, RawDataElement):
             if raw.VR is not None and raw.VR not in KNOWN_VRS:
@@ -220,6 +227,15 @@ def check_structure(ds: Dataset, depth: int = 0) -> None:
                 # or re-encode the value (the de-identified copy was unreadable).
                 raise InvalidInput(
                     f"element {_tag(tag)} has an unknown value representation {raw.VR!r}"
+                )
+            if raw.length == UNDEFINED_LENGTH and not _may_be_undefined(tag, raw.VR):
+                # Found by atheris (--target deid): an IS of undefined length
+                # swallowed the elements after it up to a sequence delimiter;
+                # its de-identified copy was written with a 16-bit length
+                # and was unreadable.
+                raise InvalidInput(
+                    f"element {_tag(tag)} ({raw.VR}) has an undefined length; only "
+                    "sequences and encapsulated pixel data may (PS3.5 7.1)"
                 )
             if (
                 raw.length != UNDEFINED_LENGTH
@@ -239,6 +255,13 @@ def check_structure(ds: Dataset, depth: int = 0) -> None:
         if elem.VR == "SQ":
             for item in elem.value:
                 check_structure(item, depth + 1)
+
+
+def _may_be_undefined(tag: int, vr: str | None) -> bool:
+    """PS3.5 7.1: sequences (also as UN) and encapsulated pixel data only."""
+    if vr is None or vr in ("SQ", "UN"):
+        return True
+    return tag == 0x7FE00010 and vr in ("OB", "OW", "OB or OW")
 
 
 def _check_consumed(ds: Dataset, data: bytes) -> None:
