@@ -42,6 +42,44 @@ from pathlib import Path
 import atheris
 
 ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "tests" / "hardening" / "corpus"
+# The Part 10 targets also replay every committed crash input.
+SEEDS: dict[str, list[str]] = {
+    "parse": ["*.dcm", "crashes/*"],
+    "store": ["*.dcm", "crashes/*"],
+    "deid": ["*.dcm", "crashes/*"],
+    "multipart": ["multipart/*"],
+    "qido": ["qido/*"],
+}
+
+
+def seed_paths(target: str) -> list[Path]:
+    paths = sorted(p for pattern in SEEDS[target] for p in CORPUS.glob(pattern))
+    if not paths:
+        raise SystemExit(f"no seeds for {target} in {CORPUS}: run corpus_gen.py")
+    return paths
+
+
+def init_corpus(target: str, directory: Path) -> None:
+    """Copy the target's committed seeds into a scratch corpus directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in seed_paths(target):
+        shutil.copy(path, directory / path.name)
+
+
+def _arguments() -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--target", required=True, choices=sorted(SEEDS))
+    parser.add_argument("--init-corpus", type=Path)
+    return parser.parse_known_args()
+
+
+if __name__ == "__main__":
+    _early, _ = _arguments()
+    if _early.init_corpus is not None:  # before the (slow) instrumented imports
+        init_corpus(_early.target, _early.init_corpus)
+        raise SystemExit(0)
+
 sys.path.insert(0, str(ROOT / "tests"))  # the shared properties live with the tests
 
 with atheris.instrument_imports(include=["trialpacs", "pydicom"]):
@@ -51,28 +89,7 @@ with atheris.instrument_imports(include=["trialpacs", "pydicom"]):
     from trialpacs.ingest.store import store_bytes
     from trialpacs.settings import Settings
 
-SEEDS: dict[str, list[str]] = {
-    "parse": ["*.dcm"],
-    "store": ["*.dcm"],
-    "deid": ["*.dcm"],
-    "multipart": ["multipart/*"],
-    "qido": ["qido/*"],
-}
 SECRET = b"fuzzing-secret-0123456789abcdef"
-
-
-def seed_paths(target: str) -> list[Path]:
-    paths = sorted(p for pattern in SEEDS[target] for p in fuzzing.CORPUS.glob(pattern))
-    if not paths:
-        raise SystemExit(f"no seeds for {target} in {fuzzing.CORPUS}: run corpus_gen.py")
-    return paths
-
-
-def init_corpus(target: str, directory: Path) -> None:
-    """Copy the target's committed seeds into a scratch corpus directory."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for path in seed_paths(target):
-        shutil.copy(path, directory / path.name)
 
 
 def temp_archive(with_seeds: bool) -> Archive:
@@ -86,7 +103,7 @@ def temp_archive(with_seeds: bool) -> Archive:
 
     atexit.register(cleanup)
     if with_seeds:  # something for QIDO to match against
-        for path in seed_paths("parse"):
+        for path in sorted(CORPUS.glob("*.dcm")):
             store_bytes(archive, path.read_bytes())
     return archive
 
@@ -109,13 +126,7 @@ def harness(target: str) -> Callable[[bytes], None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--target", required=True, choices=sorted(SEEDS))
-    parser.add_argument("--init-corpus", type=Path)
-    args, libfuzzer_args = parser.parse_known_args()
-    if args.init_corpus is not None:
-        init_corpus(args.target, args.init_corpus)
-        return
+    args, libfuzzer_args = _arguments()
     # pydicom warns on every odd value it reads; at thousands of inputs per
     # second that is noise (and time), and a warning is no failure here.
     warnings.simplefilter("ignore")
