@@ -71,25 +71,20 @@ def _equal_neighbours(key: NDArray[np.int64]) -> NDArray[np.uint8]:
     return out
 
 
-def _distance(key: NDArray[np.int64], value: int, colour: bool) -> NDArray[np.int64]:
-    """How far each pixel's value is from ``value`` (the largest difference of any sample)."""
-    if not colour:
-        return np.abs(key - value)
-    dist = np.zeros(key.shape, dtype=np.int64)
-    for shift in (0, 17, 34):
-        a = (key >> shift) & 0x1FFFF
-        b = (value >> shift) & 0x1FFFF
-        dist = np.maximum(dist, np.abs(a - b))
-    return dist
+def _samples(frame: NDArray[np.generic]) -> NDArray[np.int64]:
+    """The stored samples as (rows, columns, samples) integers, for value distances."""
+    a = np.asarray(frame)
+    return (a[:, :, np.newaxis] if a.ndim == 2 else a).astype(np.int64)
 
 
-def _is_peak(key: NDArray[np.int64], value: int, colour: bool, ratio: float) -> bool:
+def _is_peak(samples: NDArray[np.int64], value: NDArray[np.int64], ratio: float) -> bool:
     """Whether ``value`` is held by clearly more pixels than the values just next to it.
 
     Drawn text holds one exact value; noise and smooth anatomy hold the
-    neighbouring values about as often as any one value.
+    neighbouring values about as often as any one value. The distance of
+    two values is the largest difference of any sample.
     """
-    dist = _distance(key, value, colour)
+    dist = np.abs(samples - value).max(axis=-1)
     exact = int((dist == 0).sum())
     near = int(((dist >= 1) & (dist <= 2)).sum())
     return exact >= ratio * near
@@ -117,7 +112,7 @@ def find_ink_lines(
     spacing form a line, which must again be a peak within its own box.
     """
     key = stored_key(frame)
-    colour = np.asarray(frame).ndim == 3
+    samples = _samples(frame)
     h, w = key.shape
     strokes = (_equal_neighbours(key) >= 2) & ~covered
     if int(strokes.sum()) < min_strokes:
@@ -141,7 +136,9 @@ def find_ink_lines(
                 # drawn on light banners, which the detector sees.
                 if counts[i] > 0.6 * s.size or v == floor:
                     continue
-                if _is_peak(block, v, colour, 1.0):
+                first = np.argmax(block == v)
+                value = samples[ty + first // block.shape[1], tx + first % block.shape[1]]
+                if _is_peak(samples[ty : ty + tile, tx : tx + tile], value, 1.0):
                     support.setdefault(v, []).append((ty, tx))
                     break
     if not support:
@@ -149,14 +146,25 @@ def find_ink_lines(
     ranked = sorted(support.items(), key=lambda kv: -len(kv[1]))[:max_values]
     lines: list[InkLine] = []
     for value, tiles in ranked:
-        area = np.zeros((h, w), dtype=bool)
+        # Only the tiles where the value is a candidate and their neighbours.
+        oy = max(0, min(t[0] for t in tiles) - tile)
+        ox = max(0, min(t[1] for t in tiles) - tile)
+        ey = min(h, max(t[0] for t in tiles) + 2 * tile)
+        ex = min(w, max(t[1] for t in tiles) + 2 * tile)
+        area = np.zeros((ey - oy, ex - ox), dtype=bool)
         for ty, tx in tiles:
-            area[max(0, ty - tile) : ty + 2 * tile, max(0, tx - tile) : tx + 2 * tile] = True
-        members = (key == value) & area & ~covered
+            area[
+                max(0, ty - tile - oy) : ty + 2 * tile - oy,
+                max(0, tx - tile - ox) : tx + 2 * tile - ox,
+            ] = True
+        members = (key[oy:ey, ox:ex] == value) & area & ~covered[oy:ey, ox:ex]
+        ys, xs = np.nonzero(key[oy:ey, ox:ex] == value)
+        value_samples = samples[oy + int(ys[0]), ox + int(xs[0])]
         for line in _lines_of(members, value, max_height):
             x0, y0, x1, y1 = line.box
-            if _is_peak(key[y0:y1, x0:x1], value, colour, 1.5):
-                lines.append(line)
+            x0, y0, x1, y1 = x0 + ox, y0 + oy, x1 + ox, y1 + oy
+            if _is_peak(samples[y0:y1, x0:x1], value_samples, 1.5):
+                lines.append(InkLine(value, (x0, y0, x1, y1), line.strokes))
     return lines
 
 
