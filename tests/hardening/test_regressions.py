@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
 from hardening.corpus_gen import base, write
@@ -120,9 +122,29 @@ def test_undefined_length_outside_sequences_and_pixel_data_is_refused() -> None:
         parse_part10(crash)
     with pytest.raises(InvalidInput, match="undefined length"):
         _deidentifier().deidentify_part10(crash)
-    # Sequences and encapsulated pixel data of undefined length stay accepted.
+    # Sequences and encapsulated pixel data of undefined length stay accepted,
+    # in explicit and implicit VR.
     for name in ("nested_sequences.dcm", "rle_3_frames.dcm"):
         parse_part10(seed_files()[name])
+    implicit = base(2)
+    implicit.OtherPatientIDsSequence = Sequence([Dataset()])
+    implicit.OtherPatientIDsSequence[0].PatientID = "X"
+    implicit.OtherPatientIDsSequence.is_undefined_length = True
+    parse_part10(write(implicit, "1.2.840.10008.1.2"))
+
+
+def test_undefined_length_in_a_forbidden_group_is_refused() -> None:
+    # Found by atheris (--target deid): an implicit-VR fallback read
+    # (FFFF,FFFF) with undefined length, swallowing the RLE pixel data; the
+    # de-identified copy had no pixel data and no sequence delimiter, so it
+    # was unreadable in its own (encapsulated) transfer syntax.
+    crash = (CRASHES / "atheris-deid-undefined-length-ffff.bin").read_bytes()
+    with pytest.raises(
+        InvalidInput, match=r"\(FFFF,FFFF\) \(implicit VR\) has an undefined length"
+    ):
+        parse_part10(crash)
+    with pytest.raises(InvalidInput, match="undefined length"):
+        _deidentifier().deidentify_part10(crash)
 
 
 def test_item_outside_a_sequence_is_refused_and_never_released() -> None:

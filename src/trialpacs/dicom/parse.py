@@ -14,6 +14,7 @@ import io
 from dataclasses import dataclass
 
 from pydicom import dcmread
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
@@ -234,8 +235,8 @@ def check_structure(ds: Dataset, depth: int = 0) -> None:
                 # its de-identified copy was written with a 16-bit length
                 # and was unreadable.
                 raise InvalidInput(
-                    f"element {_tag(tag)} ({raw.VR}) has an undefined length; only "
-                    "sequences and encapsulated pixel data may (PS3.5 7.1)"
+                    f"element {_tag(tag)} ({raw.VR or 'implicit VR'}) has an undefined "
+                    "length; only sequences and encapsulated pixel data may (PS3.5 7.1)"
                 )
             if (
                 raw.length != UNDEFINED_LENGTH
@@ -258,10 +259,27 @@ def check_structure(ds: Dataset, depth: int = 0) -> None:
 
 
 def _may_be_undefined(tag: int, vr: str | None) -> bool:
-    """PS3.5 7.1: sequences (also as UN) and encapsulated pixel data only."""
-    if vr is None or vr in ("SQ", "UN"):
+    """PS3.5 7.1: sequences (also as UN) and encapsulated pixel data only.
+
+    ``vr`` is None for implicit VR (and where pydicom fell back to it for an
+    unreadable explicit VR): then the dictionary decides, and a tag it does
+    not know (a private sequence, typically) may be a sequence, except in
+    groups PS3.5 7.8.1 forbids (found by atheris: (FFFF,FFFF) of undefined
+    length swallowed the pixel data, and the de-identified copy had none).
+    """
+    if vr in ("SQ", "UN"):
         return True
-    return tag == 0x7FE00010 and vr in ("OB", "OW", "OB or OW")
+    if tag == 0x7FE00010:
+        return vr in (None, "OB", "OW", "OB or OW")
+    if vr is not None or (tag >> 16) in _FORBIDDEN_GROUPS:
+        return False
+    try:
+        return bool(dictionary_VR(tag) == "SQ")
+    except KeyError:
+        return True
+
+
+_FORBIDDEN_GROUPS = frozenset({0x0001, 0x0003, 0x0005, 0x0007, 0xFFFF})
 
 
 def _check_consumed(ds: Dataset, data: bytes) -> None:
