@@ -166,6 +166,24 @@ def test_item_outside_a_sequence_is_refused_and_never_released() -> None:
     assert not any(b"FUZZ^PATIENT^Q" in (e.value or b"") for e in out if e.VR == "UN")
 
 
+def test_time_value_that_is_no_time_is_not_released() -> None:
+    # Found by atheris (--target deid): StudyTime's length covered the
+    # elements after it, so its "value" held PatientName and PatientID; the
+    # trial profile keeps times as they are and released them verbatim.
+    crash = (CRASHES / "atheris-deid-time-swallows-name.bin").read_bytes()
+    assert b"FUZZ^PATIENT^Q" in crash
+    out, _ = _deidentifier().deidentify_part10(crash)
+    assert b"FUZZ^PATIENT" not in out
+    assert b"FZ-778899" not in out
+    assert parse_part10(out).dataset.StudyTime == ""
+    # A real time is kept as it was.
+    for time in ("101500", "1015", "101500.123", "10:15:00"):
+        ds = base(1)
+        ds.StudyTime = time
+        out, _ = _deidentifier().deidentify_part10(write(ds, "1.2.840.10008.1.2.1"))
+        assert parse_part10(out).dataset.StudyTime == time
+
+
 @pytest.mark.parametrize(
     ("level", "params"),
     [

@@ -13,6 +13,7 @@ which must be thread-safe itself if the Deidentifier is shared.
 from __future__ import annotations
 
 import copy
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -57,6 +58,8 @@ from trialpacs.errors import InvalidInput
 
 _DICT_VR: dict[int, str] = {tag: entry[0] for tag, entry in DicomDictionary.items()}
 TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+# PS3.5 TM (HHMMSS.FFFFFF, each part after HH optional; ACR-NEMA colons), or empty.
+_TM = re.compile(r"(?:\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d{1,6})?)?)?)?")
 _MAX_LEN = {"SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "CS": 16, "AE": 16, "PN": 64}
 _DUMMY: dict[str, Any] = {
     "DA": "19000101",
@@ -464,7 +467,16 @@ class Deidentifier:
             _set(ds, tag, vr, shifted if shifted is not None else "")
             return
         if vr == "TM":
-            return  # whole-day shifts leave the time of day as it was
+            # Whole-day shifts leave the time of day as it was, if it is one.
+            # Found by atheris: a StudyTime whose length swallowed the elements
+            # after it (PatientName, PatientID) was kept verbatim.
+            raw = _raw(ds)[tag].value
+            if raw is None:
+                return
+            text = raw.decode("latin-1") if isinstance(raw, bytes) else _str(raw)
+            if not all(_TM.fullmatch(v.strip("\x00 ")) for v in text.split("\\")):
+                _set(ds, tag, "TM", "")
+            return
         if vr == "AE":
             raw = _raw(ds)[tag].value
             text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else _str(raw)
