@@ -184,6 +184,23 @@ def test_time_value_that_is_no_time_is_not_released() -> None:
         assert parse_part10(out).dataset.StudyTime == time
 
 
+def test_single_binary_number_longer_than_one_value_is_refused() -> None:
+    # Found by atheris (--target deid): HighBit (US, VM 1) declared 74 bytes,
+    # covering the private elements after it; the engine kept HighBit, and
+    # the patient's name inside it, verbatim.
+    crash = (CRASHES / "atheris-deid-number-swallows-private.bin").read_bytes()
+    with pytest.raises(InvalidInput, match=r"\(0028,0102\) holds 74 bytes; its VR US"):
+        parse_part10(crash)
+    with pytest.raises(InvalidInput, match="holds 74 bytes"):
+        _deidentifier().deidentify_part10(crash)
+    # Multi-valued numbers and empty values stay accepted.
+    ds = base(1)
+    ds.add_new(0x00280034, "IS", "1\\1")  # PixelAspectRatio (IS, VM 2)
+    ds.add_new(0x00181310, "US", [0, 4, 4, 0])  # AcquisitionMatrix (US, VM 4)
+    ds.add_new(0x00280106, "US", None)  # SmallestImagePixelValue, empty
+    parse_part10(write(ds, "1.2.840.10008.1.2.1"))
+
+
 @pytest.mark.parametrize(
     ("level", "params"),
     [

@@ -14,7 +14,7 @@ import io
 from dataclasses import dataclass
 
 from pydicom import dcmread
-from pydicom.datadict import dictionary_VR
+from pydicom.datadict import dictionary_VM, dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
@@ -247,6 +247,7 @@ def check_structure(ds: Dataset, depth: int = 0) -> None:
                     f"element {_tag(tag)} is truncated: declared {raw.length} bytes, "
                     f"found {len(raw.value)}"
                 )
+            _check_fixed_size(tag, raw)
             if raw.VR != "SQ":
                 continue
         try:
@@ -256,6 +257,30 @@ def check_structure(ds: Dataset, depth: int = 0) -> None:
         if elem.VR == "SQ":
             for item in elem.value:
                 check_structure(item, depth + 1)
+
+
+_FIXED_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4}
+
+
+def _check_fixed_size(tag: int, raw: RawDataElement) -> None:
+    """A standard single-valued binary number must be exactly one number long.
+
+    Found by atheris (--target deid): HighBit (US, VM 1) declared 74 bytes,
+    covering the private elements after it (the patient's name among them),
+    and de-identification kept it, and them, verbatim.
+    """
+    size = _FIXED_SIZE.get(str(raw.VR))
+    if size is None or raw.length in (0, size, UNDEFINED_LENGTH) or tag & 0x10000:
+        return
+    try:
+        vm = dictionary_VM(tag)
+    except KeyError:
+        return
+    if vm == "1":
+        raise InvalidInput(
+            f"element {_tag(tag)} holds {raw.length} bytes; its VR {raw.VR} with "
+            f"one value takes {size}"
+        )
 
 
 def _may_be_undefined(tag: int, vr: str | None) -> bool:
