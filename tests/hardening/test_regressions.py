@@ -133,15 +133,21 @@ def test_undefined_length_outside_sequences_and_pixel_data_is_refused() -> None:
     parse_part10(write(implicit, "1.2.840.10008.1.2"))
 
 
-def test_undefined_length_in_a_forbidden_group_is_refused() -> None:
-    # Found by atheris (--target deid): an implicit-VR fallback read
-    # (FFFF,FFFF) with undefined length, swallowing the RLE pixel data; the
-    # de-identified copy had no pixel data and no sequence delimiter, so it
-    # was unreadable in its own (encapsulated) transfer syntax.
-    crash = (CRASHES / "atheris-deid-undefined-length-ffff.bin").read_bytes()
-    with pytest.raises(
-        InvalidInput, match=r"\(FFFF,FFFF\) \(implicit VR\) has an undefined length"
-    ):
+@pytest.mark.parametrize(
+    ("name", "tag"),
+    [
+        ("atheris-deid-undefined-length-ffff.bin", "FFFF,FFFF"),
+        ("atheris-deid-undefined-length-unknown-tag.bin", "0028,FF02"),
+    ],
+)
+def test_undefined_length_of_no_possible_sequence_is_refused(name: str, tag: str) -> None:
+    # Found by atheris (--target deid): an implicit-VR fallback read a tag
+    # in a forbidden group, then an unknown standard (even group) tag, with
+    # undefined length, swallowing the RLE pixel data; the de-identified copy
+    # had no pixel data and no sequence delimiter, so it was unreadable in
+    # its own (encapsulated) transfer syntax.
+    crash = (CRASHES / name).read_bytes()
+    with pytest.raises(InvalidInput, match=rf"\({tag}\) \(implicit VR\) has an undefined length"):
         parse_part10(crash)
     with pytest.raises(InvalidInput, match="undefined length"):
         _deidentifier().deidentify_part10(crash)

@@ -287,10 +287,10 @@ def _may_be_undefined(tag: int, vr: str | None) -> bool:
     """PS3.5 7.1: sequences (also as UN) and encapsulated pixel data only.
 
     ``vr`` is None for implicit VR (and where pydicom fell back to it for an
-    unreadable explicit VR): then the dictionary decides, and a tag it does
-    not know (a private sequence, typically) may be a sequence, except in
-    groups PS3.5 7.8.1 forbids (found by atheris: (FFFF,FFFF) of undefined
-    length swallowed the pixel data, and the de-identified copy had none).
+    unreadable explicit VR): then the dictionary decides, and a private tag
+    it does not know may be a sequence, except in groups PS3.5 7.8.1 forbids
+    (found by atheris: (FFFF,FFFF) of undefined length swallowed the pixel
+    data, and the de-identified copy had none).
     """
     if vr in ("SQ", "UN"):
         return True
@@ -301,7 +301,9 @@ def _may_be_undefined(tag: int, vr: str | None) -> bool:
     try:
         return bool(dictionary_VR(tag) == "SQ")
     except KeyError:
-        return True
+        # Only a private tag can be a sequence the dictionary does not know
+        # (found by atheris: (0028,FF02) swallowed the RLE pixel data too).
+        return bool(tag & 0x10000)
 
 
 _FORBIDDEN_GROUPS = frozenset({0x0001, 0x0003, 0x0005, 0x0007, 0xFFFF})
