@@ -259,7 +259,11 @@ def check_deid(deidentifier: Deidentifier, data: bytes) -> None:
         # mutation that moves the ID into an attribute the table does not list,
         # dropping the top-level PatientID, is an open limitation (see
         # docs/hardening.md, "Still missing"), not a crash of this property.
-        declared = {text.encode() for _, _, text in phi_values(parse_part10(data).dataset)}
+        try:
+            source = parse_part10(data).dataset
+        except InvalidInput as exc:
+            raise AssertionError(f"de-identified what parse_part10 refuses: {exc}") from exc
+        declared = {text.encode() for _, _, text in phi_values(source)}
         declared |= {text.replace("^", " ").encode() for text in map(bytes.decode, declared)}
         for value in leaked:
             assert value not in declared, f"{value!r} reached the de-identified output"

@@ -207,6 +207,18 @@ def test_single_binary_number_longer_than_one_value_is_refused() -> None:
     parse_part10(write(ds, "1.2.840.10008.1.2.1"))
 
 
+def test_deid_fast_path_refuses_a_meta_element_of_unknown_vr() -> None:
+    # Found by atheris (--target deid): TransferSyntaxUID with VR 'UK'.
+    # parse_part10 refuses it, but the de-identification fast path read the
+    # meta header by hand, accepted any two upper-case letters as a VR and
+    # released a de-identified copy of an instance ingest would refuse.
+    crash = (CRASHES / "atheris-deid-meta-vr-uk.bin").read_bytes()
+    with pytest.raises(InvalidInput, match=r"Unknown Value Representation 'UK'"):
+        parse_part10(crash)
+    with pytest.raises(InvalidInput, match=r"Unknown Value Representation 'UK'"):
+        _deidentifier().deidentify_part10(crash)
+
+
 @pytest.mark.parametrize(
     ("level", "params"),
     [

@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from trialpacs.dicom.parse import check_structure, parse_part10
+from trialpacs.dicom.parse import KNOWN_VRS, check_structure, parse_part10
 from trialpacs.dicom.uids import require_uid
 from trialpacs.errors import InvalidInput
 
@@ -66,8 +66,10 @@ def _meta(data: bytes) -> tuple[dict[int, bytes], int]:
     while pos + 8 <= end and data[pos : pos + 2] == b"\x02\x00":
         (element,) = struct.unpack_from("<H", data, pos + 2)
         vr = data[pos + 4 : pos + 6]
-        if not vr.isalpha() or not vr.isupper():
-            raise _Slow  # implicit VR meta and other oddities
+        if vr.decode("latin-1") not in KNOWN_VRS:
+            # Implicit VR meta and other oddities; an unknown VR (found by
+            # atheris: 'UK' on TransferSyntaxUID) is parse_part10's to refuse.
+            raise _Slow
         if vr in _LONG_VRS:
             if pos + 12 > end:
                 raise _Slow
