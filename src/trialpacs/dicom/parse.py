@@ -222,6 +222,14 @@ def check_structure(ds: Dataset, depth: int = 0) -> None:
             )
         raw = ds._dict[tag]
         if isinstance(raw, RawDataElement):
+            if raw.VR is None and not raw.is_implicit_VR:
+                # Explicit VR, but pydicom found no VR it knows there and read
+                # the element as implicit VR (found by atheris: a private
+                # (0013,FFFF) of undefined length swallowed the pixel data).
+                raise InvalidInput(
+                    f"element {_tag(tag)} has no valid value representation in an "
+                    "explicit VR data set"
+                )
             if raw.VR is not None and raw.VR not in KNOWN_VRS:
                 # Found by atheris (bench/fuzz_atheris.py --target deid): pydicom
                 # reads an explicit VR it does not know, but no one can convert
