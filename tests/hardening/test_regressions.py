@@ -221,6 +221,17 @@ def test_deid_fast_path_refuses_a_meta_element_of_unknown_vr() -> None:
         _deidentifier().deidentify_part10(crash)
 
 
+def test_text_under_a_tag_of_another_vr_is_cleaned() -> None:
+    # Found by atheris (--target deid, in the CI test): StudyDescription
+    # re-tagged as (0008,0001), the retired "Length to End" (UL), which
+    # Table E.1-1 does not list: kept verbatim with the patient's name.
+    crash = (CRASHES / "atheris-deid-text-under-retired-ul.bin").read_bytes()
+    assert b"knee for FUZZ^PATIENT^Q" in crash
+    out, _ = _deidentifier().deidentify_part10(crash)
+    assert b"FUZZ^PATIENT" not in out
+    assert parse_part10(out).dataset[0x00080001].value.startswith("knee for ")
+
+
 @pytest.mark.parametrize(
     ("level", "params"),
     [

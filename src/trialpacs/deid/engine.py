@@ -58,6 +58,7 @@ from trialpacs.errors import InvalidInput
 
 _DICT_VR: dict[int, str] = {tag: entry[0] for tag, entry in DicomDictionary.items()}
 TEXT_VRS = frozenset({"LO", "SH", "ST", "LT", "UT", "UC"})
+_MISLABELLED_TEXT = frozenset({"SH", "LO", "ST", "LT", "UT", "UC", "PN", "CS"})
 # PS3.5 TM (HHMMSS.FFFFFF, each part after HH optional; ACR-NEMA colons), or empty.
 _TM = re.compile(r"(?:\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d{1,6})?)?)?)?")
 _MAX_LEN = {"SH": 16, "LO": 64, "ST": 1024, "LT": 10240, "CS": 16, "AE": 16, "PN": 64}
@@ -355,6 +356,11 @@ class Deidentifier:
             vr = _DICT_VR.get(t) or elem.VR or "UN"
             if elem.VR == "SQ" or (vr == "SQ" and elem.VR in (None, "UN")):
                 vr = "SQ"
+            elif action == "K" and elem.VR in _MISLABELLED_TEXT and elem.VR not in vr:
+                # Text where the dictionary expects something else is not that
+                # attribute: clean it as text (found by atheris: StudyDescription
+                # re-tagged as the retired UL (0008,0001) kept the patient's name).
+                action, vr = "C", str(elem.VR)
             actions[action] += 1
             if action == "K":
                 if vr == "SQ":
