@@ -146,7 +146,7 @@ def test_ocr_failure_keeps_the_instance_back(
         def clean(self, ds: object, phi_terms: object) -> object:
             raise PixelCleanError("OCR engine crashed")
 
-    monkeypatch.setattr(deid_adapter, "pixel_cleaner_for", lambda profile: BrokenOcr())
+    monkeypatch.setattr(deid_adapter, "pixel_cleaner_for", lambda profile, **_options: BrokenOcr())
     monkeypatch.setattr(deid_adapter, "_CACHE", {})
     burned = _burned_series(archive)
     with pytest.raises(PermanentFailure, match="OCR engine crashed"):
