@@ -221,6 +221,19 @@ def test_deid_fast_path_refuses_a_meta_element_of_unknown_vr() -> None:
         _deidentifier().deidentify_part10(crash)
 
 
+def test_deid_fast_path_refuses_a_meta_element_under_another_vr() -> None:
+    # Found by atheris (--target deid): TransferSyntaxUID written with VR UL.
+    # parse_part10 (pydicom) reads it as a list of numbers and refuses it;
+    # the fast path took its bytes as the UID and de-identified an instance
+    # ingest would refuse.
+    crash = (CRASHES / "atheris-deid-meta-ts-as-ul.bin").read_bytes()
+    assert b"\x02\x00\x10\x00UL" in crash
+    with pytest.raises(InvalidInput, match=r"not a UID value \(list\)"):
+        parse_part10(crash)
+    with pytest.raises(InvalidInput, match=r"not a UID value \(list\)"):
+        _deidentifier().deidentify_part10(crash)
+
+
 def test_text_under_a_tag_of_another_vr_is_cleaned() -> None:
     # Found by atheris (--target deid, in the CI test): StudyDescription
     # re-tagged as (0008,0001), the retired "Length to End" (UL), which

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import struct
 
+from pydicom.datadict import DicomDictionary
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
@@ -29,6 +30,15 @@ from trialpacs.errors import InvalidInput
 _LONG_VRS = frozenset({b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT"})
 _SEQ_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _UNDEFINED = 0xFFFFFFFF
+# PS3.10 Table 7.1-1 (pydicom's dictionary): the file meta elements and
+# their VRs. A known meta element under another VR is parse_part10's to word
+# (found by atheris: a TransferSyntaxUID written as UL, which pydicom reads as
+# a list of numbers while this reader took its bytes as the UID).
+_META_VRS = {
+    tag & 0xFFFF: entry[0].encode("ascii")
+    for tag, entry in DicomDictionary.items()
+    if tag >> 16 == 0x0002
+}
 _IDENTIFYING = (
     (0x00080016, "SOPClassUID (0008,0016)"),
     (0x00080018, "SOPInstanceUID (0008,0018)"),
@@ -69,6 +79,8 @@ def _meta(data: bytes) -> tuple[dict[int, bytes], int]:
         if vr.decode("latin-1") not in KNOWN_VRS:
             # Implicit VR meta and other oddities; an unknown VR (found by
             # atheris: 'UK' on TransferSyntaxUID) is parse_part10's to refuse.
+            raise _Slow
+        if _META_VRS.get(element, vr) != vr:
             raise _Slow
         if vr in _LONG_VRS:
             if pos + 12 > end:
