@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from hardening.corpus_gen import PATIENT_ID, PATIENT_NAME
 from trialpacs.archive import Archive
@@ -255,18 +256,31 @@ def check_deid(deidentifier: Deidentifier, data: bytes) -> None:
     leaked = [value for value in planted_identity() if value in values]
     if leaked:
         # The engine's notion of the patient's identity is what the input
-        # declares in its top-level identifying attributes (PS3.15 E.1-1). A
-        # mutation that moves the ID into an attribute the table does not list,
-        # dropping the top-level PatientID, is an open limitation (see
-        # docs/hardening.md, "Still missing"), not a crash of this property.
+        # declares: its top-level identifying attributes (PS3.15 E.1-1) and
+        # the patient names and IDs of any sequence item. A value the input
+        # no longer declares anywhere (a mutation broke every copy) is just
+        # text to the engine, not a leak of this property.
         try:
             source = parse_part10(data).dataset
         except InvalidInput as exc:
             raise AssertionError(f"de-identified what parse_part10 refuses: {exc}") from exc
-        declared = {text.encode() for _, _, text in phi_values(source)}
+        declared = {text.encode() for text in declared_identity(source)}
         declared |= {text.replace("^", " ").encode() for text in map(bytes.decode, declared)}
         for value in leaked:
             assert value not in declared, f"{value!r} reached the de-identified output"
+
+
+_IDENTITY = frozenset({0x00100010, 0x00100020, 0x00101000, 0x00101001, 0x00101005})
+
+
+def declared_identity(ds: Dataset) -> set[str]:
+    """Identifying values the input declares at the top level or in any item."""
+    found = {text for _, _, text in phi_values(ds)}
+    for elem in ds.iterall():
+        if int(elem.tag) in _IDENTITY and elem.value not in (None, ""):
+            values = elem.value if isinstance(elem.value, list | MultiValue) else [elem.value]
+            found.update(str(v).strip("\x00 ") for v in values)
+    return found
 
 
 # Pixel samples are image content: text burned into them is the pixel

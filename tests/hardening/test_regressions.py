@@ -234,6 +234,20 @@ def test_deid_fast_path_refuses_a_meta_element_under_another_vr() -> None:
         _deidentifier().deidentify_part10(crash)
 
 
+def test_patient_id_declared_only_in_items_is_not_released() -> None:
+    # Found by atheris (--target deid): the top-level PatientID gone, the ID
+    # left in OtherPatientIDsSequence items and copied into an attribute
+    # Table E.1-1 does not list; the engine learnt the identity from the top
+    # level only. Now items declare it too and kept values are searched.
+    crash = (CRASHES / "atheris-deid-id-in-unlisted-attribute.bin").read_bytes()
+    source = parse_part10(crash).dataset
+    assert "PatientID" not in source
+    assert b"FZ-778899" in crash
+    out, _ = _deidentifier().deidentify_part10(crash)
+    assert b"778899" not in out
+    assert b"FUZZ" not in out
+
+
 def test_text_under_a_tag_of_another_vr_is_cleaned() -> None:
     # Found by atheris (--target deid, in the CI test): StudyDescription
     # re-tagged as (0008,0001), the retired "Length to End" (UL), which

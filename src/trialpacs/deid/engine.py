@@ -181,6 +181,13 @@ class _Run:
     codec: str | None = None  # the top level's character set, when a plain codec
     detector: PhiDetector | None = None
     elements: int = 0
+    # Kept text elements (dataset, tag, VR, path), checked for identity values
+    # once the whole data set has been read; see _residual.
+    kept: list[tuple[Dataset, int, str, str]] = field(default_factory=list)
+    # Text elements cleaned with the top-level identity only.
+    cleaned: list[tuple[Dataset, int, str, str]] = field(default_factory=list)
+    # Identity values found inside sequence items (label, text).
+    nested: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def terms(self) -> list[Term]:
@@ -310,6 +317,7 @@ class Deidentifier:
             codec=_codec(ds),
         )
         self._walk(ds, run, 0, "")
+        self._residual(run)
         self._finish(ds, run, subject_id, age_over_89, rebuild_meta)
         if self.pixel_cleaner is not None and _has_pixels(ds):
             needs_meta = not isinstance(self.pixel_cleaner, NoPixelCleaner)
@@ -348,11 +356,16 @@ class Deidentifier:
                 continue
             t = int(tag)  # BaseTag.__eq__ is Python code: int keys hash and compare in C
             action = amap.get(t)
+            listed = action is not None
             if action is None:
                 action = self._unknown_action(t)
             elem = d[tag]
             if elem.VR == "UN" and isinstance(elem, RawDataElement):
                 elem = _known_vr(d, tag, elem)
+            if depth and t in _IDENTITY_TAGS:
+                run.nested.extend((_IDENTITY_TAGS[t], v) for v in _loose_text(elem.value))
+            elif t == 0x00101002:  # OtherPatientIDsSequence: removed unread, so read here
+                self._item_identity(ds, tag, run, depth)
             vr = _DICT_VR.get(t) or elem.VR or "UN"
             if elem.VR == "SQ" or (vr == "SQ" and elem.VR in (None, "UN")):
                 vr = "SQ"
@@ -365,6 +378,9 @@ class Deidentifier:
             if action == "K":
                 if vr == "SQ":
                     self._recurse(ds, tag, run, depth, path)
+                elif not listed and vr in _RESIDUAL_VRS:
+                    # A K the table decided (or an option) stays verbatim.
+                    run.kept.append((ds, t, vr, path))
                 continue
             try:
                 self._apply(ds, tag, action, vr, run, depth, path)
@@ -376,6 +392,75 @@ class Deidentifier:
                 ) from exc
         if has_private:
             self._privates(ds, run, depth, path)
+
+    def _item_identity(self, ds: Dataset, tag: int, run: _Run, depth: int) -> None:
+        """Identity values declared inside a sequence's items, at any depth."""
+        if depth > self.limits.max_depth:
+            raise DeidError(f"sequences nested deeper than {self.limits.max_depth} levels")
+        try:
+            items = ds[tag].value
+        except Exception as exc:
+            raise DeidError(f"sequence {_label(tag)} cannot be read: {exc}") from exc
+        for item in items or ():
+            if not isinstance(item, Dataset):
+                continue
+            for t in list(_raw(item)):
+                label = _IDENTITY_TAGS.get(int(t))
+                if label is not None:
+                    run.nested.extend((label, v) for v in _loose_text(_raw(item)[t].value))
+                elif _raw(item)[t].VR == "SQ" or _DICT_VR.get(int(t)) == "SQ":
+                    self._item_identity(item, t, run, depth + 1)
+
+    def _residual(self, run: _Run) -> None:
+        """Clean kept unlisted values that hold the patient's identity.
+
+        Table E.1-1 leaves attributes it does not list as they are (PS3.15
+        treats them as not identifying), so an ID or name copied into one of
+        them would be released. Found by atheris: the patient ID moved into an
+        unlisted attribute while the top-level PatientID was gone and the ID
+        was left only in OtherPatientIDsSequence items.
+        The identity is what the top level declares plus what any item
+        declares; short values are not searched (they would blank unrelated
+        codes and numbers).
+        """
+        candidates = run.kept
+        values = run.term_values
+        if run.nested:
+            known = set(values)
+            extra = tuple(v for v in dict.fromkeys(run.nested) if v not in known)
+            if extra:
+                # The items declare an identity the top level does not: text
+                # cleaned with the top-level terms alone is looked at again.
+                values = values + extra
+                run.term_values = values
+                run.detector = None
+                candidates = candidates + run.cleaned
+        if not candidates:
+            return
+        pattern = _identity_pattern(values)
+        if pattern is None:
+            return
+        for ds, tag, vr, path in candidates:
+            elem = _raw(ds).get(tag)
+            if elem is None:
+                continue
+            value = elem.value
+            if isinstance(value, bytes) and len(value) > _RESIDUAL_MAX_BYTES:
+                continue
+            if not any(pattern.search(v) for v in _loose_text(value)):
+                continue
+            if vr in ("OB", "UN"):
+                del _raw(ds)[tag]  # nothing can clean bytes of unknown meaning
+                run.result.changes.append((path + _label(tag), "X"))
+                continue
+            run.result.changes.append((path + _label(tag), "C"))
+            if vr in TEXT_VRS:
+                values_now = _text_values(ds, tag, vr, None if path else run.codec)
+                cleaned = [self._scrub(v, vr, run) for v in values_now]
+                if not any(pattern.search(v) for v in cleaned):
+                    _set(ds, tag, vr, cleaned if len(cleaned) > 1 else cleaned[0])
+                    continue
+            _set(ds, tag, vr, "")
 
     def _unknown_action(self, tag: int) -> str:
         """Attributes Table E.1-1 does not list: decided once per tag and cached."""
@@ -436,6 +521,8 @@ class Deidentifier:
             self._dummy(ds, tag, vr)
         elif action == "C":
             self._clean(ds, tag, vr, run, path)
+            if vr in TEXT_VRS:
+                run.cleaned.append((ds, int(tag), vr, path))
         else:
             raise DeidError(f"element {path}{_label(tag)}: unknown action {action!r}")
         run.result.changes.append((path + _label(tag), action))
@@ -712,6 +799,55 @@ def _detector(values: tuple[tuple[str, str], ...], use_ner: bool) -> PhiDetector
 def _terms(values: tuple[tuple[str, str], ...]) -> list[Term]:
     """Cached: the instances of a series share their identifying values."""
     return terms_from_values(values)
+
+
+# Patient identity inside sequence items (e.g. OtherPatientIDsSequence).
+_IDENTITY_TAGS: dict[int, str] = {
+    0x00100010: "NAME",  # Patient's Name
+    0x00101001: "NAME",  # Other Patient Names
+    0x00101005: "NAME",  # Patient's Birth Name
+    0x00100020: "ID",  # Patient ID
+    0x00101000: "ID",  # Other Patient IDs
+}
+# Kept values checked for identity: the text VRs people or devices type into,
+# and bytes of unknown meaning (an ID written as OB or UN is still the ID).
+_RESIDUAL_VRS = TEXT_VRS | {"CS", "AE", "UR", "PN", "OB", "UN"}
+_RESIDUAL_MAX_BYTES = 1 << 16  # larger binary values are data (curves, tables), not typed
+_WORD = "0-9A-Za-z"
+
+
+@lru_cache(maxsize=1024)
+def _identity_pattern(values: tuple[tuple[str, str], ...]) -> re.Pattern[str] | None:
+    """Whole-word, case-blind alternation of the patient's IDs and name parts.
+
+    IDs shorter than four characters (three with a digit) are left out: a
+    patient ID "12" would otherwise blank every kept "12".
+    """
+    words = []
+    for term in terms_from_values(v for v in values if v[0] in ("ID", "NAME")):
+        text = term.text
+        if term.label == "ID" and len(text) < 4 and not (
+            len(text) == 3 and any(c.isdigit() for c in text)
+        ):
+            continue
+        words.append(re.escape(text))
+    if not words:
+        return None
+    words.sort(key=len, reverse=True)
+    return re.compile(rf"(?<![{_WORD}])(?:{'|'.join(words)})(?![{_WORD}])", re.IGNORECASE)
+
+
+def _loose_text(value: object) -> list[str]:
+    """A value's text for a search, whatever its type (bytes read as latin-1)."""
+    if value is None:
+        return []
+    if isinstance(value, bytes):
+        text = value.decode("latin-1")
+        return [v.strip("\x00 ") for v in text.split("\\") if v.strip("\x00 ")]
+    if isinstance(value, MultiValue | list | tuple):
+        return [str(v).strip("\x00 ") for v in value if str(v).strip("\x00 ")]
+    text = str(value).strip("\x00 ")
+    return [text] if text else []
 
 
 # VRs whose generated values are stored as raw bytes when they are plain ASCII
