@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset
 from pixels._support import image_dataset
 from trialpacs.deid.pixels import LayoutRules, OcrPixelCleaner, ScanRules, default_cleaner
 from trialpacs.deid.pixels.decode import decode
-from trialpacs.deid.pixels.inkkey import find_ink_lines, key_picture
+from trialpacs.deid.pixels.inkkey import complete_in_stored, find_ink_lines, key_picture
 from trialpacs.deid.pixels.ocr import TextRegion
 
 
@@ -202,3 +202,38 @@ def test_text_at_the_top_value_is_a_candidate_the_bottom_value_is_not(testdata: 
     dark = frame.copy()
     dark[ink] = frame.min()
     assert find_ink_lines(dark, np.zeros(frame.shape, dtype=bool)) == []
+
+
+def _mr16(testdata: Path) -> NDArray[np.int64]:
+    return (
+        decode(pydicom.dcmread(testdata / "mr-brain-series" / "brain_007.dcm"))
+        .frames[0]
+        .astype(np.int64)
+    )
+
+
+def test_glyph_column_the_view_lost_is_taken_in_on_stored_values(testdata: Path) -> None:
+    """White text over anatomy: a box a column short of the first glyph grows over it, no more."""
+    frame = _mr16(testdata)
+    top = int(frame.max()) + 40
+    ink = _ink(frame.shape, "Jane Q Hartwell", (60, 110), 10)
+    frame[ink] = top
+    x0, y0, x1, y1 = _bbox(ink)
+    assert complete_in_stored(frame, (x0 + 1, y0, x1, y1)) == (x0, y0, x1, y1)
+    assert complete_in_stored(frame, (x0, y0, x1, y1 - 1)) == (x0, y0, x1, y1)
+
+
+def test_stored_completion_leaves_background_and_banner(testdata: Path) -> None:
+    """Text on a banner: the banner's value surrounds the box and is not grown over."""
+    frame = _mr16(testdata)
+    frame[100:130, 40:220] = int(frame.max())
+    ink = _ink(frame.shape, "DOB 1962-01-15", (50, 106), 14)
+    frame[ink] = 0
+    box = _bbox(ink)
+    assert complete_in_stored(frame, box) == box
+    # Bright text on black air: the air around it is no glyph either.
+    air = np.zeros((200, 300), dtype=np.int64)
+    ink = _ink(air.shape, "MRN 00456789", (20, 80), 14)
+    air[ink] = 4095
+    box = _bbox(ink)
+    assert complete_in_stored(air, box) == box

@@ -27,7 +27,7 @@ from trialpacs.settings import DEFAULT_MAX_FRAMES
 from .decode import DecodedPixels, UnsupportedPixelData, decode
 from .encode import write_pixels
 from .graphics import clean_graphics
-from .inkkey import find_ink_lines, key_picture
+from .inkkey import complete_in_stored, find_ink_lines, key_picture
 from .layouts import LayoutRules, default_layout_rules
 from .mask import ALL_FRAMES, Box, apply_boxes, extend_along_line, mask_value, pad_box, text_extent
 from .ocr import OcrEngine, RapidOcrEngine
@@ -358,6 +358,12 @@ class OcrPixelCleaner:
                 )
                 if box is None:
                     continue
+                if decision.mask and self.tighten:
+                    # The view can hide a glyph's last column (white on
+                    # near-white anatomy, a serif tip); the stored values
+                    # still hold it in the text's exact value.
+                    gx0, gy0, gx1, gy1 = complete_in_stored(frame, (box.x, box.y, box.x1, box.y1))
+                    box = Box(gx0, gy0, gx1 - gx0, gy1 - gy0)
                 line.append(_Found(0, box, region.text, f"ocr:{decision.reason}", decision.mask))
             _mask_fragments_next_to_masked(line)
             out += _join_line_pieces(line)

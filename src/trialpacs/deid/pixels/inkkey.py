@@ -25,7 +25,9 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["InkLine", "find_ink_lines", "key_picture", "stored_key"]
+from .mask import follow_stroke_ends
+
+__all__ = ["InkLine", "complete_in_stored", "find_ink_lines", "key_picture", "stored_key"]
 
 
 @dataclass(frozen=True)
@@ -237,3 +239,71 @@ def key_picture(
     ink = key[cy0:cy1, cx0:cx1] == line.value
     grey = np.where(ink, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2)), (cx0, cy0)
+
+
+def _text_value(
+    samples: NDArray[np.int64], key: NDArray[np.int64], box: tuple[int, int, int, int]
+) -> NDArray[np.int64] | None:
+    """The stored samples of the text drawn in ``box`` (window coordinates), if one value is it.
+
+    The text value is a frequent value of connected strokes inside the box,
+    a peak among its neighbouring values, and rare just outside the box: a
+    background or banner value surrounds the box, the text's value meets
+    its outside only where a glyph was cut.
+    """
+    x0, y0, x1, y1 = box
+    inner = key[y0:y1, x0:x1]
+    if inner.shape[0] < 3 or inner.shape[1] < 3:
+        return None
+    strokes = _equal_neighbours(inner) >= 2
+    vals, counts = np.unique(inner[strokes], return_counts=True)
+    h, w = key.shape
+    outer = np.concatenate(
+        [
+            key[max(0, y0 - 1), x0:x1],
+            key[min(h - 1, y1), x0:x1],
+            key[y0:y1, max(0, x0 - 1)],
+            key[y0:y1, min(w - 1, x1)],
+        ]
+    )
+    for i in np.argsort(counts)[::-1][:3]:
+        if counts[i] < max(6, y1 - y0):
+            break
+        v = int(vals[i])
+        if float((outer == v).mean()) >= 0.25:
+            continue  # the surroundings' value: background, a banner
+        first = int(np.argmax(inner == v))
+        value = samples[y0 + first // inner.shape[1], x0 + first % inner.shape[1]]
+        if _is_peak(samples[y0:y1, x0:x1], value, 1.5):
+            return value
+    return None
+
+
+def complete_in_stored(
+    frame: NDArray[np.generic], box: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    """Grow a masked box (x0, y0, x1, y1 in stored pixels) over the cut parts of its glyphs.
+
+    The fit works on a windowed view, where bright text over bright anatomy
+    (both clipped to white) or a serif's one-pixel tip has no contrast and
+    the box can end a column short of a glyph. In the stored values the
+    text is still one exact value: the glyphs of that value that lie mostly
+    inside the box are taken in whole (:func:`follow_stroke_ends` with no
+    tolerance), and nothing else.
+    """
+    x0, y0, x1, y1 = box
+    rows, cols = frame.shape[0], frame.shape[1]
+    h = y1 - y0
+    if h < 3 or x1 - x0 < 3:
+        return box
+    # The window follow_stroke_ends looks at, plus a pixel for the outside test.
+    m, mx = max(3, h // 4 + 1) + 1, max(3, h) + 1
+    wx0, wy0, wx1, wy1 = max(0, x0 - mx), max(0, y0 - m), min(cols, x1 + mx), min(rows, y1 + m)
+    window = np.asarray(frame)[wy0:wy1, wx0:wx1]
+    samples = _samples(window)
+    inner = (x0 - wx0, y0 - wy0, x1 - wx0, y1 - wy0)
+    value = _text_value(samples, stored_key(window), inner)
+    if value is None:
+        return box
+    gx0, gy0, gx1, gy1 = follow_stroke_ends(samples, inner, value, tolerance=0)
+    return gx0 + wx0, gy0 + wy0, gx1 + wx0, gy1 + wy0

@@ -256,6 +256,27 @@ def _pieces_within(layer: NDArray[np.bool_], ry0: int, ry1: int) -> NDArray[np.b
     return keep[labels]
 
 
+def _line_rows(layer: NDArray[np.bool_], gap: int) -> tuple[int, int] | None:
+    """The densest run of rows holding connected pixels of ``layer``, with stroke tips next to it.
+
+    One line of text in one colour; anatomy that happens to share the exact
+    value is scattered and holds few connected pixels.
+    """
+    strokes = layer & (_neighbours(layer) >= 2)
+    if not strokes.any():
+        strokes = layer
+    rows_with = np.nonzero(strokes.any(axis=1))[0]
+    if len(rows_with) == 0:
+        return None
+    ry0, ry1 = max(_runs(rows_with, gap), key=lambda r: int(strokes[r[0] : r[1]].sum()))
+    for _ in range(2):
+        if ry0 > 0 and layer[ry0 - 1].any():
+            ry0 -= 1
+        if ry1 < layer.shape[0] and layer[ry1].any():
+            ry1 += 1
+    return ry0, ry1
+
+
 def _halo(
     crop: NDArray[np.int16], ink: NDArray[np.bool_], box: list[int], colour: NDArray[np.int16]
 ) -> list[int]:
@@ -362,25 +383,34 @@ def text_extent(
     # One line: the densest run of rows holding connected pixels of the main
     # colour (anatomy that happens to share the exact value is scattered).
     main = layers[0]
-    strokes = main & (_neighbours(main) >= 2)
-    if not strokes.any():
-        strokes = main
-    rows_with = np.nonzero(strokes.any(axis=1))[0]
-    row_runs = _runs(rows_with, max(2, crop.shape[0] // 4))
-    ry0, ry1 = max(row_runs, key=lambda r: int(strokes[r[0] : r[1]].sum()))
-    # Stroke tips and dots just above or below are the line's too.
-    for _ in range(2):
-        if ry0 > 0 and main[ry0 - 1].any():
-            ry0 -= 1
-        if ry1 < main.shape[0] and main[ry1].any():
-            ry1 += 1
+    gap = max(2, crop.shape[0] // 4)
+    main_rows = _line_rows(main, gap)
+    if main_rows is None:
+        return TextFit(coarse, False)
+    ry0, ry1 = main_rows
     ink = np.zeros(main.shape, dtype=bool)
     ink[ry0:ry1] = main[ry0:ry1]
     # Other colours (a grey label before a white value) count where they
     # form glyph-sized pieces within the line's rows; a dark region of the
     # image reaching beyond the line or the box's edge is background.
+    # A second text in another colour can sit on its own baseline ("62" in
+    # cyan, then a grey serif date a few rows lower): a colour whose own
+    # line overlaps the main line by half and is not much taller counts in
+    # its own rows.
+    main_y0, main_y1 = ry0, ry1
     for layer in layers[1:]:
-        ink |= _pieces_within(layer, ry0, ry1)
+        ly0, ly1 = main_y0, main_y1
+        own = _line_rows(layer, gap)
+        if own is not None:
+            overlap = min(own[1], main_y1) - max(own[0], main_y0)
+            lh = main_y1 - main_y0
+            if overlap >= 0.5 * min(own[1] - own[0], lh) and own[1] - own[0] <= 1.5 * lh + 1:
+                ly0, ly1 = min(main_y0, own[0]), max(main_y1, own[1])
+        pieces = _pieces_within(layer, ly0, ly1)
+        if pieces.any():
+            ink |= pieces
+            ys = np.nonzero(pieces.any(axis=1))[0]
+            ry0, ry1 = min(ry0, max(ly0, int(ys[0]))), max(ry1, min(ly1, int(ys[-1]) + 1))
     line = ink[ry0:ry1]
     cols_with = np.nonzero(line.any(axis=0))[0]
     col_runs = _runs(cols_with, max(3, int(1.5 * (ry1 - ry0))))
@@ -462,13 +492,14 @@ def extend_along_line(image: NDArray[np.uint8], fit: TextFit) -> tuple[int, int,
 
 
 def follow_stroke_ends(
-    image: NDArray[np.uint8],
+    image: NDArray[np.generic],
     box: tuple[int, int, int, int],
-    colour: NDArray[np.int16],
+    colour: NDArray[np.integer],
     *,
     up: bool = True,
     down: bool = True,
     seen: tuple[int, int] | None = None,
+    tolerance: int = 3,
 ) -> tuple[int, int, int, int]:
     """Grow a fitted line's box over the parts of its glyphs that lie beyond it.
 
@@ -482,7 +513,9 @@ def follow_stroke_ends(
     colour, not a glyph, and changes nothing. ``up``/``down``: whether the
     box may grow above / below (where the detector box cut the line);
     ``seen``: the detector box's columns; pieces wholly outside them (found
-    by following the line) may grow either way.
+    by following the line) may grow either way. ``tolerance``: how far a
+    sample may be from ``colour`` (3 on a windowed view; 0 on stored values,
+    where drawn text is exact).
     """
     x0, y0, x1, y1 = box
     rows, cols = image.shape[:2]
@@ -494,8 +527,8 @@ def follow_stroke_ends(
     m = max(3, h // 4 + 1)
     mx = max(3, h)
     wx0, wy0, wx1, wy1 = max(0, x0 - mx), max(0, y0 - m), min(cols, x1 + mx), min(rows, y1 + m)
-    window = image[wy0:wy1, wx0:wx1].astype(np.int16)
-    ink = (np.abs(window - colour).max(axis=-1) <= 3).astype(np.uint8)
+    window = image[wy0:wy1, wx0:wx1].astype(np.int64)
+    ink = (np.abs(window - colour).max(axis=-1) <= tolerance).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     if n <= 1:
         return box
