@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import hashlib
 import shutil
 import sys
 import tempfile
@@ -71,6 +72,11 @@ def _arguments() -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--target", required=True, choices=sorted(SEEDS))
     parser.add_argument("--init-corpus", type=Path)
+    parser.add_argument(
+        "--failure-prefix",
+        default="atheris-failure-",
+        help="where a failing input is written before the exception reaches libFuzzer",
+    )
     return parser.parse_known_args()
 
 
@@ -125,12 +131,30 @@ def harness(target: str) -> Callable[[bytes], None]:
     raise SystemExit(f"unknown target {target!r}; one of {', '.join(SEEDS)}")
 
 
+def keeping_failures(check: Callable[[bytes], None], prefix: str) -> Callable[[bytes], None]:
+    """Write a failing input to ``prefix<sha1>`` before re-raising.
+
+    libFuzzer saves the crash input itself, but a Python exception in a long
+    run has been seen to end it with SIGALRM (exit 142) before it wrote the
+    file: a leak found and the input lost.
+    """
+
+    def one_input(data: bytes) -> None:
+        try:
+            check(data)
+        except BaseException:
+            Path(f"{prefix}{hashlib.sha1(data).hexdigest()}").write_bytes(data)
+            raise
+
+    return one_input
+
+
 def main() -> None:
     args, libfuzzer_args = _arguments()
     # pydicom warns on every odd value it reads; at thousands of inputs per
     # second that is noise (and time), and a warning is no failure here.
     warnings.simplefilter("ignore")
-    one_input = harness(args.target)
+    one_input = keeping_failures(harness(args.target), args.failure_prefix)
     atheris.Setup([sys.argv[0], *libfuzzer_args], one_input)
     atheris.Fuzz()
 
