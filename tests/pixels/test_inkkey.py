@@ -13,7 +13,13 @@ from pydicom.dataset import Dataset
 from pixels._support import image_dataset
 from trialpacs.deid.pixels import LayoutRules, OcrPixelCleaner, ScanRules, default_cleaner
 from trialpacs.deid.pixels.decode import decode
-from trialpacs.deid.pixels.inkkey import complete_in_stored, find_ink_lines, key_picture
+from trialpacs.deid.pixels.inkkey import (
+    InkLine,
+    complete_in_stored,
+    find_ink_lines,
+    key_picture,
+    stored_key,
+)
 from trialpacs.deid.pixels.ocr import TextRegion
 
 
@@ -224,12 +230,16 @@ def test_glyph_column_the_view_lost_is_taken_in_on_stored_values(testdata: Path)
 
 
 def test_stored_completion_leaves_background_and_banner(testdata: Path) -> None:
-    """Text on a banner: the banner's value surrounds the box and is not grown over."""
+    """Dark text on a banner: neither the banner nor patches of the text's (lowest) value."""
     frame = _mr16(testdata)
-    frame[100:130, 40:220] = int(frame.max())
     ink = _ink(frame.shape, "DOB 1962-01-15", (50, 106), 14)
-    frame[ink] = 0
     box = _bbox(ink)
+    frame[box[1] - 3 : box[3] + 3, box[0] - 4 : box[2] + 4] = int(frame.max())
+    frame[ink] = 0
+    # Ragged patches of the lowest value beside the banner (clipped anatomy
+    # on an ADC map), glyph-sized and on the line's rows.
+    for x in range(box[2] + 7, box[2] + 80, 9):
+        frame[box[1] + 1 : box[3] - 1, x : x + 3] = 0
     assert complete_in_stored(frame, box) == box
     # Bright text on black air: the air around it is no glyph either.
     air = np.zeros((200, 300), dtype=np.int64)
@@ -237,3 +247,71 @@ def test_stored_completion_leaves_background_and_banner(testdata: Path) -> None:
     air[ink] = 4095
     box = _bbox(ink)
     assert complete_in_stored(air, box) == box
+
+
+def test_line_is_followed_on_stored_values_past_a_bright_edge(testdata: Path) -> None:
+    """The view lost the line's end over near-white anatomy; the stored values still hold it.
+
+    A bar of the text's value runs under the line's end (an image edge at
+    the top value): it is no glyph and does not stop the line.
+    """
+    frame = _mr16(testdata)
+    top = int(frame.max()) + 40
+    ink = _ink(frame.shape, "HARTWELL^JANE^Q", (30, 110), 10)
+    x0, y0, x1, y1 = _bbox(ink)
+    frame[y1 + 2 : y1 + 5, x0 + 40 : x1 + 60] = top
+    frame[ink] = top
+    half = (x0 - 2, y0 - 3, x0 + 45, y1 + 3)  # a coarse box over the first half
+    gx0, gy0, gx1, gy1 = complete_in_stored(frame, half)
+    assert gx0 <= x0 and gx1 >= x1 and gy0 <= y0 and gy1 >= y1
+    assert gx1 <= x1 + 1 and gy1 <= y1 + 3  # neither the bar nor its length
+
+
+def test_line_end_the_box_leaves_slack_after_is_not_followed(testdata: Path) -> None:
+    """Slack after the ink: the detector saw the line end, the next word is not taken."""
+    frame = _mr16(testdata)
+    top = int(frame.max()) + 40
+    first = _ink(frame.shape, "MRN 00456789", (30, 110), 14)
+    fx0, fy0, fx1, fy1 = _bbox(first)
+    other = _ink(frame.shape, "Hartwell", (fx1 + 18, 110), 14)
+    frame[first | other] = top
+    box = (fx0, fy0, fx1 + 8, fy1)
+    assert complete_in_stored(frame, box)[2] == fx1 + 8
+
+
+def test_two_letters_next_to_found_text_are_a_line(testdata: Path) -> None:
+    """ "ID" (narrower than a line needs) before a number the detector boxed on its own."""
+    frame = decode(pydicom.dcmread(testdata / "mr-knee" / "MR3_UNC.dcm")).frames[0]
+    grey = int(frame.min()) + int(0.6 * (int(frame.max()) - int(frame.min())))
+    ink = _ink(frame.shape, "ID", (300, 60), 28)
+    number = _ink(frame.shape, "7781234", (340, 60), 28)
+    planted = frame.copy()
+    planted[ink | number] = grey
+    x0, y0, x1, y1 = _bbox(ink)
+    assert x1 - x0 < 1.5 * (y1 - y0)
+    nx0, ny0, nx1, ny1 = _bbox(number)
+    alone = frame.copy()
+    alone[ink] = grey
+    nothing = np.zeros(frame.shape, dtype=bool)
+
+    def has_id(lines: list[InkLine]) -> bool:
+        return any(line.box[0] <= x0 + 2 and line.box[2] >= x1 - 2 for line in lines)
+
+    assert not has_id(find_ink_lines(alone, nothing))  # two letters alone: too short
+    covered = nothing.copy()
+    covered[ny0 - 2 : ny1 + 2, nx0 - 2 : nx1 + 2] = True
+    assert has_id(find_ink_lines(planted, covered))
+
+
+def test_small_white_text_over_smooth_anatomy_is_a_candidate(testdata: Path) -> None:
+    """8-bit anatomy repeats its values, so small white text is never a tile's most frequent."""
+    rgb = _ct_rgb(testdata)
+    ink = _ink(rgb.shape[:2], "ID7781234", (200, 250), 8)
+    x0, y0, x1, y1 = _bbox(ink)
+    assert rgb[y0:y1, x0:x1].min() > 60  # over the body
+    rgb[ink] = (255, 255, 255)
+    lines = find_ink_lines(rgb, np.zeros(rgb.shape[:2], dtype=bool))
+    top = int(stored_key(np.full((1, 1, 3), 255, dtype=np.uint8))[0, 0])
+    assert any(
+        line.value == top and line.box[0] <= x0 + 8 and line.box[2] >= x1 - 8 for line in lines
+    )

@@ -358,17 +358,21 @@ class OcrPixelCleaner:
                 )
                 if box is None:
                     continue
-                if decision.mask and self.tighten:
-                    # The view can hide a glyph's last column (white on
-                    # near-white anatomy, a serif tip); the stored values
-                    # still hold it in the text's exact value.
-                    gx0, gy0, gx1, gy1 = complete_in_stored(frame, (box.x, box.y, box.x1, box.y1))
-                    box = Box(gx0, gy0, gx1 - gx0, gy1 - gy0)
                 line.append(_Found(0, box, region.text, f"ocr:{decision.reason}", decision.mask))
             _mask_fragments_next_to_masked(line)
             out += _join_line_pieces(line)
         if self.ink_key:
             out += self._read_ink_key(frame, out, phi)
+        if self.tighten:
+            # The view can hide a glyph's last column or a line's end (white
+            # on near-white anatomy, a serif tip); the stored values still
+            # hold them in the text's exact value. After the ink-key pass,
+            # which looks outside the boxes as the view found them.
+            for f in out:
+                if f.masked:
+                    b = f.box
+                    gx0, gy0, gx1, gy1 = complete_in_stored(frame, (b.x, b.y, b.x1, b.y1))
+                    f.box = Box(gx0, gy0, gx1 - gx0, gy1 - gy0)
         return out
 
     def _read_ink_key(

@@ -60,6 +60,16 @@ def _floor(frame: NDArray[np.generic]) -> int:
     return k
 
 
+def _ceiling(frame: NDArray[np.generic]) -> int:
+    """The key of the highest stored value (per sample): white text, the brightest overlay."""
+    if frame.ndim == 2:
+        return int(frame.max())
+    k = 0
+    for c in range(frame.shape[2]):
+        k = (k << 17) | (int(frame[:, :, c].max()) & 0x1FFFF)
+    return k
+
+
 def _equal_neighbours(key: NDArray[np.int64]) -> NDArray[np.uint8]:
     """How many of the 8 neighbours hold exactly the same value, for every pixel."""
     h, w = key.shape
@@ -120,6 +130,7 @@ def find_ink_lines(
     if int(strokes.sum()) < min_strokes:
         return []
     floor = _floor(np.asarray(frame))
+    ceiling = _ceiling(np.asarray(frame))
     support: dict[int, list[tuple[int, int]]] = {}
     for ty in range(0, h, tile):
         for tx in range(0, w, tile):
@@ -128,10 +139,17 @@ def find_ink_lines(
                 continue
             block = key[ty : ty + tile, tx : tx + tile]
             vals, counts = np.unique(block[s], return_counts=True)
-            for i in np.argsort(counts)[::-1][:3]:
+            order = [int(i) for i in np.argsort(counts)[::-1][:3]]
+            # The top value as well, however rare in the tile: small white
+            # text over smooth 8-bit anatomy (which repeats its values)
+            # is never among the most frequent.
+            at = int(np.searchsorted(vals, ceiling))
+            if at < len(vals) and int(vals[at]) == ceiling and at not in order:
+                order.append(at)
+            for i in order:
                 v = int(vals[i])
                 if counts[i] < min_strokes:
-                    break
+                    continue
                 # A value filling the tile is a background (air, a banner).
                 # The lowest value is where clipped or masked anatomy is
                 # flat (ADC maps hold ragged patches of 0); dark text is
@@ -162,7 +180,7 @@ def find_ink_lines(
         members = (key[oy:ey, ox:ex] == value) & area & ~covered[oy:ey, ox:ex]
         ys, xs = np.nonzero(key[oy:ey, ox:ex] == value)
         value_samples = samples[oy + int(ys[0]), ox + int(xs[0])]
-        for line in _lines_of(members, value, max_height):
+        for line in _lines_of(members, value, max_height, covered[oy:ey, ox:ex]):
             x0, y0, x1, y1 = line.box
             x0, y0, x1, y1 = x0 + ox, y0 + oy, x1 + ox, y1 + oy
             if _is_peak(samples[y0:y1, x0:x1], value_samples, 1.5):
@@ -170,7 +188,27 @@ def find_ink_lines(
     return lines
 
 
-def _lines_of(members: NDArray[np.bool_], value: int, max_height: int) -> list[InkLine]:
+def _continues_found_text(covered: NDArray[np.bool_], box: tuple[int, int, int, int]) -> bool:
+    """Whether found text lies on the same rows within a glyph gap of ``box``, on either side."""
+    x0, y0, x1, y1 = box
+    lh = y1 - y0
+    gap = int(1.5 * lh)
+    band = covered[y0 + lh // 4 : y1 - lh // 4]
+    return bool(band[:, max(0, x0 - gap) : x0].any() or band[:, x1 : x1 + gap].any())
+
+
+def _lines_of(
+    members: NDArray[np.bool_],
+    value: int,
+    max_height: int,
+    covered: NDArray[np.bool_] | None = None,
+) -> list[InkLine]:
+    """Lines of glyph-like pieces of ``members``; ``covered``: found text (same shape).
+
+    A line needs two pieces and the width of one and a half line heights,
+    or, shorter ("ID" before a number the detector boxed on its own), two
+    pieces that continue found text on the same rows.
+    """
     n, labels, stats, _ = cv2.connectedComponentsWithStats(members.astype(np.uint8), connectivity=8)
     if n <= 1:
         return []
@@ -215,7 +253,11 @@ def _lines_of(members: NDArray[np.bool_], value: int, max_height: int) -> list[I
                     x1, y1 = max(x1, q[2]), max(y1, q[3])
                     grew = True
         lh = y1 - y0
-        if len(group) >= 2 and lh >= 5 and x1 - x0 >= 1.5 * lh and lh <= max_height:
+        if len(group) < 2 or lh < 5 or lh > max_height:
+            continue
+        if x1 - x0 >= 1.5 * lh or (
+            covered is not None and _continues_found_text(covered, (x0, y0, x1, y1))
+        ):
             lines.append(InkLine(value, (x0, y0, x1, y1), len(group)))
     return lines
 
@@ -242,14 +284,16 @@ def key_picture(
 
 
 def _text_value(
-    samples: NDArray[np.int64], key: NDArray[np.int64], box: tuple[int, int, int, int]
+    samples: NDArray[np.int64], key: NDArray[np.int64], box: tuple[int, int, int, int], floor: int
 ) -> NDArray[np.int64] | None:
     """The stored samples of the text drawn in ``box`` (window coordinates), if one value is it.
 
     The text value is a frequent value of connected strokes inside the box,
     a peak among its neighbouring values, and rare just outside the box: a
     background or banner value surrounds the box, the text's value meets
-    its outside only where a glyph was cut.
+    its outside only where a glyph was cut. The lowest value (``floor``,
+    a key) is not taken: clipped or masked anatomy is flat there in ragged
+    patches, and dark text on a banner is fitted well on the view.
     """
     x0, y0, x1, y1 = box
     inner = key[y0:y1, x0:x1]
@@ -270,7 +314,7 @@ def _text_value(
         if counts[i] < max(6, y1 - y0):
             break
         v = int(vals[i])
-        if float((outer == v).mean()) >= 0.25:
+        if v == floor or float((outer == v).mean()) >= 0.25:
             continue  # the surroundings' value: background, a banner
         first = int(np.argmax(inner == v))
         value = samples[y0 + first // inner.shape[1], x0 + first % inner.shape[1]]
@@ -279,31 +323,104 @@ def _text_value(
     return None
 
 
+def _follow_line(
+    frame: NDArray[np.generic], box: tuple[int, int, int, int], value: NDArray[np.int64]
+) -> tuple[int, int]:
+    """The columns the line of ``value`` in ``box`` runs over, left and right of the box.
+
+    As :func:`extend_along_line` on the view, but by glyphs: connected
+    pieces of the value that lie within the line's rows (a quarter of a
+    line height of slack) and are no wider than three line heights, across
+    gaps up to one and a half line heights. A region of the value touching
+    the line (a bright edge of the image) is no glyph and is not followed.
+    Only on a side where glyphs run up to the box: where the detector saw
+    the line end, slack lies between.
+    """
+    x0, y0, x1, y1 = box
+    rows, cols = frame.shape[0], frame.shape[1]
+    h = y1 - y0
+    margin = max(2, h // 4)
+    top, bottom = max(0, y0 - margin - 1), min(rows, y1 + margin + 1)
+    ink = (_samples(np.asarray(frame)[top:bottom]) == value).all(axis=-1)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    line_col = np.zeros(cols, dtype=bool)
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        gy0, gy1 = top + y, top + y + bh
+        if area < 3 or bw > 3 * h or gy0 < y0 - margin or gy1 > y1 + margin:
+            continue
+        if min(gy1, y1) - max(gy0, y0) < 0.6 * bh:
+            continue
+        line_col[x : x + bw] = True
+    max_gap = max(3, int(1.5 * h))
+    reach = max(3, h // 4 + 2)
+
+    def walk(start: int, step: int, stop: int) -> int:
+        last = start - step
+        x = start
+        while x != stop and abs(x - last) - 1 <= max_gap:
+            if line_col[x]:
+                last = x
+            x += step
+        return last
+
+    left, right = x0, x1
+    if line_col[max(0, x0) : min(cols, x0 + reach)].any():
+        left = min(x0, walk(x0 - 1, -1, -1))
+    if line_col[max(0, x1 - reach) : x1].any():
+        right = max(x1, walk(x1, 1, cols) + 1)
+    return left, right
+
+
 def complete_in_stored(
     frame: NDArray[np.generic], box: tuple[int, int, int, int]
 ) -> tuple[int, int, int, int]:
-    """Grow a masked box (x0, y0, x1, y1 in stored pixels) over the cut parts of its glyphs.
+    """Grow a masked box (x0, y0, x1, y1 in stored pixels) over the rest of its text.
 
     The fit works on a windowed view, where bright text over bright anatomy
-    (both clipped to white) or a serif's one-pixel tip has no contrast and
-    the box can end a column short of a glyph. In the stored values the
-    text is still one exact value: the glyphs of that value that lie mostly
-    inside the box are taken in whole (:func:`follow_stroke_ends` with no
-    tolerance), and nothing else.
+    (both clipped to white) or a serif's one-pixel tip has no contrast: the
+    box can end a column short of a glyph, or where the line runs on over
+    near-white anatomy. In the stored values the text is still one exact
+    value: the line of that value is followed on (:func:`_follow_line`) and
+    the glyphs of that value that lie mostly inside the box are taken in
+    whole (:func:`follow_stroke_ends` with no tolerance), nothing else.
     """
     x0, y0, x1, y1 = box
     rows, cols = frame.shape[0], frame.shape[1]
     h = y1 - y0
     if h < 3 or x1 - x0 < 3:
         return box
-    # The window follow_stroke_ends looks at, plus a pixel for the outside test.
-    m, mx = max(3, h // 4 + 1) + 1, max(3, h) + 1
-    wx0, wy0, wx1, wy1 = max(0, x0 - mx), max(0, y0 - m), min(cols, x1 + mx), min(rows, y1 + m)
-    window = np.asarray(frame)[wy0:wy1, wx0:wx1]
+    a = np.asarray(frame)
+    # The box and a pixel around it, for the outside test.
+    wx0, wy0, wx1, wy1 = max(0, x0 - 1), max(0, y0 - 1), min(cols, x1 + 1), min(rows, y1 + 1)
+    window = a[wy0:wy1, wx0:wx1]
     samples = _samples(window)
     inner = (x0 - wx0, y0 - wy0, x1 - wx0, y1 - wy0)
-    value = _text_value(samples, stored_key(window), inner)
+    value = _text_value(samples, stored_key(window), inner, _floor(a))
     if value is None:
         return box
-    gx0, gy0, gx1, gy1 = follow_stroke_ends(samples, inner, value, tolerance=0)
-    return gx0 + wx0, gy0 + wy0, gx1 + wx0, gy1 + wy0
+    # The text's own rows: a coarse box has a margin, which would make the
+    # line look taller and its gaps wider than they are.
+    ink = (samples[inner[1] : inner[3], inner[0] : inner[2]] == value).all(axis=-1)
+    text_rows = np.nonzero((ink & (_equal_neighbours(ink.astype(np.int64)) >= 2)).any(axis=1))[0]
+    ty0, ty1 = y0 + int(text_rows[0]), y0 + int(text_rows[-1]) + 1
+    if ty1 - ty0 < 3:
+        return box
+    fx0, fx1 = _follow_line(a, (x0, ty0, x1, ty1), value)
+    # The window follow_stroke_ends looks at.
+    th = ty1 - ty0
+    m, mx = max(3, th // 4 + 1) + 1, max(3, th) + 1
+    wx0, wy0, wx1, wy1 = max(0, fx0 - mx), max(0, ty0 - m), min(cols, fx1 + mx), min(rows, ty1 + m)
+    grown = follow_stroke_ends(
+        _samples(a[wy0:wy1, wx0:wx1]),
+        (fx0 - wx0, ty0 - wy0, fx1 - wx0, ty1 - wy0),
+        value,
+        tolerance=0,
+        seen=(x0 - wx0, x1 - wx0),
+    )
+    return (
+        min(x0, grown[0] + wx0),
+        min(y0, grown[1] + wy0),
+        max(x1, grown[2] + wx0),
+        max(y1, grown[3] + wy0),
+    )

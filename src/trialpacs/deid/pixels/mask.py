@@ -394,18 +394,23 @@ def text_extent(
     # form glyph-sized pieces within the line's rows; a dark region of the
     # image reaching beyond the line or the box's edge is background.
     # A second text in another colour can sit on its own baseline ("62" in
-    # cyan, then a grey serif date a few rows lower): a colour whose own
-    # line overlaps the main line by half and is not much taller counts in
-    # its own rows.
+    # cyan, then a grey serif date two rows lower): a colour whose own line
+    # is about as tall as the main line and shifted by at most a quarter of
+    # its height counts in its own rows. (A flat patch of anatomy in some
+    # colour reaches further or is not line-high.)
     main_y0, main_y1 = ry0, ry1
+    lh = main_y1 - main_y0
+    shift = max(2, lh // 4)
     for layer in layers[1:]:
         ly0, ly1 = main_y0, main_y1
         own = _line_rows(layer, gap)
-        if own is not None:
-            overlap = min(own[1], main_y1) - max(own[0], main_y0)
-            lh = main_y1 - main_y0
-            if overlap >= 0.5 * min(own[1] - own[0], lh) and own[1] - own[0] <= 1.5 * lh + 1:
-                ly0, ly1 = min(main_y0, own[0]), max(main_y1, own[1])
+        if (
+            own is not None
+            and abs((own[1] - own[0]) - lh) <= max(2, lh // 5)
+            and abs(own[0] - main_y0) <= shift
+            and abs(own[1] - main_y1) <= shift
+        ):
+            ly0, ly1 = min(main_y0, own[0]), max(main_y1, own[1])
         pieces = _pieces_within(layer, ly0, ly1)
         if pieces.any():
             ink |= pieces
