@@ -48,7 +48,8 @@ def test_identity_only_inside_other_patient_ids_items_is_found() -> None:
     outer.OtherPatientIDsSequence = Sequence([inner])  # nested one level deeper
     ds.OtherPatientIDsSequence = Sequence([outer])
     ds.add_new(0x00189004, "CS", "ZX-90817")
-    ds.ProtocolName = "knee protocol for Miranda Vanterpool"  # cleaned (C) before the items are read
+    # ProtocolName is cleaned (C) before the items are read.
+    ds.ProtocolName = "knee protocol for Miranda Vanterpool"
     out, released = _deid(ds)
     assert b"90817" not in out
     assert b"VANTERPOOL" not in out.upper()

@@ -248,6 +248,20 @@ def test_patient_id_declared_only_in_items_is_not_released() -> None:
     assert b"FUZZ" not in out
 
 
+def test_identifying_uid_under_another_vr_is_refused() -> None:
+    # Found by atheris (--target deid): SOPClassUID written with VR PN.
+    # parse_part10 read its text as the UID and accepted the instance;
+    # de-identification cleaned it as a name and released a copy without a
+    # SOP Class UID that nobody can read.
+    crash = (CRASHES / "atheris-deid-sop-class-as-pn.bin").read_bytes()
+    assert b"\x08\x00\x16\x00PN" in crash
+    refusal = r"SOPClassUID \(0008,0016\) has value representation PN, not UI"
+    with pytest.raises(InvalidInput, match=refusal):
+        parse_part10(crash)
+    with pytest.raises(InvalidInput, match=refusal):
+        _deidentifier().deidentify_part10(crash)
+
+
 def test_text_under_a_tag_of_another_vr_is_cleaned() -> None:
     # Found by atheris (--target deid, in the CI test): StudyDescription
     # re-tagged as (0008,0001), the retired "Length to End" (UL), which

@@ -141,7 +141,7 @@ def _fast(data: bytes) -> tuple[Dataset, str]:
     identity: dict[int, str] = {}
     for tag, what in _IDENTIFYING:
         elem = d.get(tag)  # type: ignore[call-overload]
-        if not isinstance(elem, RawDataElement):
+        if not isinstance(elem, RawDataElement) or elem.VR not in (None, "UI"):
             raise _Slow
         value = _text(elem.value)
         try:

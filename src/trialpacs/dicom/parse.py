@@ -183,7 +183,23 @@ def _meta_value(meta: FileMetaDataset, keyword: str, tag: str) -> object:
         raise InvalidInput(f"file meta element {keyword} {tag} cannot be read: {exc}") from exc
 
 
+_IDENTIFYING_UIDS = (
+    (0x00080016, "SOPClassUID (0008,0016)"),
+    (0x00080018, "SOPInstanceUID (0008,0018)"),
+    (0x0020000D, "StudyInstanceUID (0020,000D)"),
+    (0x0020000E, "SeriesInstanceUID (0020,000E)"),
+)
+
+
 def _identify(ds: Dataset, ts: str, data: bytes) -> ParsedInstance:
+    for tag, what in _IDENTIFYING_UIDS:
+        # Found by atheris (--target deid): SOPClassUID written with VR PN was
+        # read as its text, and de-identification cleaned it as a name: an
+        # unreadable copy. A UID is UI (or UN, which any element may be).
+        raw = ds._dict.get(tag)  # type: ignore[call-overload]
+        vr = getattr(raw, "VR", None)
+        if vr not in (None, "UI", "UN"):
+            raise InvalidInput(f"{what} has value representation {vr}, not UI")
     try:
         sop_class = ds.get("SOPClassUID")
         sop_instance = ds.get("SOPInstanceUID")
