@@ -315,3 +315,17 @@ def test_small_white_text_over_smooth_anatomy_is_a_candidate(testdata: Path) -> 
     assert any(
         line.value == top and line.box[0] <= x0 + 8 and line.box[2] >= x1 - 8 for line in lines
     )
+
+
+def test_lowest_value_ringed_by_a_banner_is_a_candidate(testdata: Path) -> None:
+    """Small dark text on a light banner over anatomy: the lowest value, but inside one value."""
+    frame = decode(pydicom.dcmread(testdata / "ct" / "CT1_UNC.dcm")).frames[0].astype(np.int64)
+    ink = _ink(frame.shape, "Jan 15, 1962", (60, 250), 8)
+    x0, y0, x1, y1 = _bbox(ink)
+    frame[y0 - 3 : y1 + 3, x0 - 4 : x1 + 4] = int(frame.max())
+    frame[ink] = int(frame.min())
+    lines = find_ink_lines(frame, np.zeros(frame.shape, dtype=bool))
+    assert any(
+        line.value == int(frame.min()) and line.box[0] <= x0 + 8 and line.box[2] >= x1 - 8
+        for line in lines
+    )

@@ -60,6 +60,17 @@ def _floor(frame: NDArray[np.generic]) -> int:
     return k
 
 
+def _ringed_by_one_value(block: NDArray[np.int64], value: int) -> bool:
+    """Whether the pixels around those of ``value`` hold one other value (a banner behind text)."""
+    members = (block == value).astype(np.uint8)
+    ring = cv2.dilate(members, np.ones((3, 3), np.uint8)).astype(bool) & ~members.astype(bool)
+    around = block[ring]
+    if len(around) < 8:
+        return False
+    _, counts = np.unique(around, return_counts=True)
+    return bool(counts.max() >= 0.8 * len(around))
+
+
 def _ceiling(frame: NDArray[np.generic]) -> int:
     """The key of the highest stored value (per sample): white text, the brightest overlay."""
     if frame.ndim == 2:
@@ -139,6 +150,17 @@ def find_ink_lines(
                 continue
             block = key[ty : ty + tile, tx : tx + tile]
             vals, counts = np.unique(block[s], return_counts=True)
+            # The lowest value only where it is ringed by one value: dark
+            # text on a banner too small for the detector among anatomy
+            # (clipped ADC patches of the lowest value border on anatomy).
+            at = int(np.searchsorted(vals, floor))
+            if (
+                at < len(vals)
+                and int(vals[at]) == floor
+                and min_strokes <= counts[at] <= 0.6 * s.size
+                and _ringed_by_one_value(block, floor)
+            ):
+                support.setdefault(floor, []).append((ty, tx))
             order = [int(i) for i in np.argsort(counts)[::-1][:3]]
             # The top value as well, however rare in the tile: small white
             # text over smooth 8-bit anatomy (which repeats its values)
