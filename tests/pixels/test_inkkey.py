@@ -329,3 +329,17 @@ def test_lowest_value_ringed_by_a_banner_is_a_candidate(testdata: Path) -> None:
         line.value == int(frame.min()) and line.box[0] <= x0 + 8 and line.box[2] >= x1 - 8
         for line in lines
     )
+
+
+def test_text_at_the_tissue_value_is_judged_on_its_own_rows(testdata: Path) -> None:
+    """Tissue of the text's value joins its pieces: the peak test looks at the text's rows."""
+    frame = decode(pydicom.dcmread(testdata / "ct" / "CT2_UNC.dcm")).frames[0].astype(np.int64)
+    value = 40  # soft tissue (HU), the value of many pixels around the text
+    ink = _ink(frame.shape, "MRN: 00456789", (156, 228), 18)
+    x0, y0, x1, y1 = _bbox(ink)
+    assert int((frame[y0 - 8 : y1 + 8, x0:x1] == value).sum()) > 100
+    frame[ink] = value
+    lines = find_ink_lines(frame, np.zeros(frame.shape, dtype=bool))
+    assert any(
+        line.value == value and line.box[0] <= x0 + 8 and line.box[2] >= x1 - 8 for line in lines
+    )

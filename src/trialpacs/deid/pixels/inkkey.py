@@ -205,7 +205,13 @@ def find_ink_lines(
         for line in _lines_of(members, value, max_height, covered[oy:ey, ox:ex]):
             x0, y0, x1, y1 = line.box
             x0, y0, x1, y1 = x0 + ox, y0 + oy, x1 + ox, y1 + oy
-            if _is_peak(samples[y0:y1, x0:x1], value_samples, 1.5):
+            # On the rows the value is dense in: pieces of anatomy of the
+            # value that joined the line make its box taller than the text,
+            # and text as grey as the tissue has the tissue's values around.
+            per_row = (key[y0:y1, x0:x1] == value).sum(axis=1)
+            dense = np.nonzero(per_row >= 0.3 * per_row.max())[0]
+            by0, by1 = y0 + int(dense[0]), y0 + int(dense[-1]) + 1
+            if _is_peak(samples[by0:by1, x0:x1], value_samples, 1.5):
                 lines.append(InkLine(value, (x0, y0, x1, y1), line.strokes))
     return lines
 
