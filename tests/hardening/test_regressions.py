@@ -262,6 +262,20 @@ def test_identifying_uid_under_another_vr_is_refused() -> None:
         _deidentifier().deidentify_part10(crash)
 
 
+def test_patient_id_in_an_attribute_an_option_keeps_is_not_released() -> None:
+    # Found by atheris (--target deid) after the fix above: the ID only in a
+    # ContentSequence item, copied into DeviceDescription (0050,0020), which
+    # the Retain Device Identity option keeps. Kept values lose the
+    # patient's words and keep the rest.
+    crash = (CRASHES / "atheris-deid-id-in-device-description.bin").read_bytes()
+    source = parse_part10(crash).dataset
+    assert "PatientID" not in source
+    assert source[0x00500020].value == "FZ-778899"
+    out, _ = _deidentifier().deidentify_part10(crash)
+    assert b"778899" not in out
+    assert parse_part10(out).dataset[0x00500020].value == "[ID]"
+
+
 def test_text_under_a_tag_of_another_vr_is_cleaned() -> None:
     # Found by atheris (--target deid, in the CI test): StudyDescription
     # re-tagged as (0008,0001), the retired "Length to End" (UL), which

@@ -356,7 +356,6 @@ class Deidentifier:
                 continue
             t = int(tag)  # BaseTag.__eq__ is Python code: int keys hash and compare in C
             action = amap.get(t)
-            listed = action is not None
             if action is None:
                 action = self._unknown_action(t)
             elem = d[tag]
@@ -378,8 +377,7 @@ class Deidentifier:
             if action == "K":
                 if vr == "SQ":
                     self._recurse(ds, tag, run, depth, path)
-                elif not listed and vr in _RESIDUAL_VRS:
-                    # A K the table decided (or an option) stays verbatim.
+                elif vr in _RESIDUAL_VRS:
                     run.kept.append((ds, t, vr, path))
                 continue
             try:
@@ -412,16 +410,18 @@ class Deidentifier:
                     self._item_identity(item, t, run, depth + 1)
 
     def _residual(self, run: _Run) -> None:
-        """Clean kept unlisted values that hold the patient's identity.
+        """Clean kept values that hold the patient's identity.
 
         Table E.1-1 leaves attributes it does not list as they are (PS3.15
-        treats them as not identifying), so an ID or name copied into one of
-        them would be released. Found by atheris: the patient ID moved into an
-        unlisted attribute while the top-level PatientID was gone and the ID
-        was left only in OtherPatientIDsSequence items.
-        The identity is what the top level declares plus what any item
-        declares; short values are not searched (they would blank unrelated
-        codes and numbers).
+        treats them as not identifying), and its options keep others (device
+        descriptions, institution details, patient characteristics), so an ID
+        or name copied into one of them would be released. Found by atheris:
+        the top-level PatientID gone, the ID left only in sequence items and
+        copied into an unlisted attribute, then into DeviceDescription (kept by
+        Retain Device Identity). The identity is what the top level declares
+        plus what any item declares; the patient's words are taken out and the
+        rest of the value stays. Short IDs are not searched (they would blank
+        unrelated codes and numbers).
         """
         candidates = run.kept
         values = run.term_values
@@ -437,9 +437,15 @@ class Deidentifier:
                 candidates = candidates + run.cleaned
         if not candidates:
             return
-        pattern = _identity_pattern(values)
-        if pattern is None:
+        found = _identity_pattern(values)
+        if found is None:
             return
+        pattern, labels = found
+        replacement = self.profile.replacement
+
+        def replace(match: re.Match[str]) -> str:
+            return replacement.format(label=labels.get(match.group(0).lower(), "ID"))
+
         for ds, tag, vr, path in candidates:
             elem = _raw(ds).get(tag)
             if elem is None:
@@ -455,8 +461,13 @@ class Deidentifier:
                 continue
             run.result.changes.append((path + _label(tag), "C"))
             if vr in TEXT_VRS:
-                values_now = _text_values(ds, tag, vr, None if path else run.codec)
-                cleaned = [self._scrub(v, vr, run) for v in values_now]
+                # The patient's words out, the rest of the value as it was.
+                limit = _MAX_LEN.get(vr)
+                texts = _text_values(ds, tag, vr, None if path else run.codec)
+                cleaned = [
+                    pattern.sub(replace, v)[:limit] if limit else pattern.sub(replace, v)
+                    for v in texts
+                ]
                 if not any(pattern.search(v) for v in cleaned):
                     _set(ds, tag, vr, cleaned if len(cleaned) > 1 else cleaned[0])
                     continue
@@ -817,24 +828,30 @@ _WORD = "0-9A-Za-z"
 
 
 @lru_cache(maxsize=1024)
-def _identity_pattern(values: tuple[tuple[str, str], ...]) -> re.Pattern[str] | None:
+def _identity_pattern(
+    values: tuple[tuple[str, str], ...],
+) -> tuple[re.Pattern[str], dict[str, str]] | None:
     """Whole-word, case-blind alternation of the patient's IDs and name parts.
 
-    IDs shorter than four characters (three with a digit) are left out: a
-    patient ID "12" would otherwise blank every kept "12".
+    With each word's label (lower case) for the replacement. IDs shorter than
+    four characters (three with a digit) are left out: a patient ID "12"
+    would otherwise blank every kept "12".
     """
-    words = []
+    labels: dict[str, str] = {}
     for term in terms_from_values(v for v in values if v[0] in ("ID", "NAME")):
         text = term.text
-        if term.label == "ID" and len(text) < 4 and not (
-            len(text) == 3 and any(c.isdigit() for c in text)
+        if (
+            term.label == "ID"
+            and len(text) < 4
+            and not (len(text) == 3 and any(c.isdigit() for c in text))
         ):
             continue
-        words.append(re.escape(text))
-    if not words:
+        labels.setdefault(text.lower(), term.label)
+    if not labels:
         return None
-    words.sort(key=len, reverse=True)
-    return re.compile(rf"(?<![{_WORD}])(?:{'|'.join(words)})(?![{_WORD}])", re.IGNORECASE)
+    words = sorted((re.escape(w) for w in labels), key=len, reverse=True)
+    pattern = re.compile(rf"(?<![{_WORD}])(?:{'|'.join(words)})(?![{_WORD}])", re.IGNORECASE)
+    return pattern, labels
 
 
 def _loose_text(value: object) -> list[str]:
