@@ -314,3 +314,14 @@ def test_second_colour_on_a_lower_baseline_keeps_its_rows(testdata: Path) -> Non
     assert fit.exact
     assert x0 <= first[0] and x1 >= date[2] and y0 <= first[1] and y1 >= date[3]
     assert y1 <= date[3] + 1  # no more than a halo below the lower text
+
+
+def test_one_patch_of_another_colour_does_not_move_the_rows(testdata: Path) -> None:
+    """A flat patch (one piece) of a second colour a little lower is not a second text line."""
+    img = _anatomy(testdata)
+    img[:] = 0
+    first = _draw(img, "Hartwell 1962", (10, 40), 14, (255, 255, 255))
+    img[first[1] + 2 : first[3] + 2, first[2] + 10 : first[2] + 18] = (150, 150, 150)
+    fit = text_extent(img, TextRegion(4, first[1] - 6, first[2] + 24, first[3] + 6))
+    assert fit.exact
+    assert fit.box[1] >= first[1] - 1 and fit.box[3] <= first[3] + 1

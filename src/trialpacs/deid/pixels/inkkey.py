@@ -444,6 +444,11 @@ def complete_in_stored(
         (fx0 - wx0, ty0 - wy0, fx1 - wx0, ty1 - wy0),
         value,
         tolerance=0,
+        # Sideways only for the glyphs the box holds (a serif, a hook a
+        # column outside); white anatomy can touch white text from above
+        # or below. Glyphs of followed words may grow either way.
+        up=False,
+        down=False,
         seen=(x0 - wx0, x1 - wx0),
     )
     return (

@@ -395,12 +395,13 @@ def text_extent(
     # image reaching beyond the line or the box's edge is background.
     # A second text in another colour can sit on its own baseline ("62" in
     # cyan, then a grey serif date two rows lower): a colour whose own line
-    # is about as tall as the main line and shifted by at most a quarter of
-    # its height counts in its own rows. (A flat patch of anatomy in some
-    # colour reaches further or is not line-high.)
+    # is about as tall as the main line, shifted by at most a sixth of its
+    # height and made of at least three glyph pieces counts in its own rows.
+    # (A flat patch of anatomy in some colour reaches further, is not
+    # line-high or is one piece.)
     main_y0, main_y1 = ry0, ry1
     lh = main_y1 - main_y0
-    shift = max(2, lh // 4)
+    shift = max(2, lh // 6)
     for layer in layers[1:]:
         ly0, ly1 = main_y0, main_y1
         own = _line_rows(layer, gap)
@@ -409,6 +410,10 @@ def text_extent(
             and abs((own[1] - own[0]) - lh) <= max(2, lh // 5)
             and abs(own[0] - main_y0) <= shift
             and abs(own[1] - main_y1) <= shift
+            and cv2.connectedComponents(
+                _pieces_within(layer, own[0], own[1]).astype(np.uint8), connectivity=8
+            )[0]
+            > 3
         ):
             ly0, ly1 = min(main_y0, own[0]), max(main_y1, own[1])
         pieces = _pieces_within(layer, ly0, ly1)
