@@ -7,9 +7,6 @@ temporary name, fsynced and renamed, so a failure leaves nothing behind.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +15,7 @@ from trialpacs.deid.engine import Deidentifier
 from trialpacs.deid.inputs import InputItem
 from trialpacs.deid.pixel_hook import PixelCleanError
 from trialpacs.errors import InvalidInput
+from trialpacs.storage.atomic import write_atomic as _write_atomic
 
 
 @dataclass
@@ -37,18 +35,8 @@ def output_path(out: Path, study: str, series: str, sop: str) -> Path:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    """A de-identified file appears whole and durable, or not at all."""
+    _write_atomic(path, data, durable=True, prefix=".partial-")
 
 
 def run_batch(

@@ -17,7 +17,6 @@ import ctypes
 import hashlib
 import os
 import shutil
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from trialpacs.archive import Archive
 from trialpacs.errors import InvalidInput, TrialpacsError
+from trialpacs.storage.atomic import write_atomic
 from trialpacs.trials.backends import load_specs
 from trialpacs.trials.catalog import TrialInfo
 
@@ -88,16 +88,7 @@ class LocalDirectory:
         are written; a crash before that is repaired by resuming, which
         re-checks every file's checksum.
         """
-        target = self.root / check_path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".part-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self.root / check_path(path), data, prefix=".part-")
 
     def finish(self) -> None:
         _syncfs(self.root)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import BinaryIO
 
 from trialpacs.records.export import Original
 from trialpacs.records.formats import RecordFormat
+from trialpacs.storage.atomic import write_atomic
 
 DEFAULT_MAX_BYTES = 4 << 30  # 4 GiB on the server's data disk
 _lock = threading.Lock()  # one eviction pass at a time
@@ -82,16 +82,8 @@ class VideoCache:
         base = self.root / _name(blob_key)
         path = base.with_suffix(".mp4")
         meta = {"size": size, "media_type": original.media_type, "filename": original.filename}
-        for target, data in ((path, original.data), (base.with_suffix(".json"),
-                                                     json.dumps(meta).encode())):  # fmt: skip
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                os.replace(tmp, target)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+        write_atomic(path, original.data)
+        write_atomic(base.with_suffix(".json"), json.dumps(meta).encode())
         self._evict(keep=path)
         return CachedVideo(path, size, original.media_type, original.filename, etag_for(blob_key))
 
