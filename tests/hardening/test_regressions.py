@@ -276,6 +276,19 @@ def test_patient_id_in_an_attribute_an_option_keeps_is_not_released() -> None:
     assert parse_part10(out).dataset[0x00500020].value == "[ID]"
 
 
+def test_identity_in_the_items_of_a_removed_unknown_sequence_counts() -> None:
+    # Found by atheris (--target deid) after the fix above: the ID only in
+    # the item of a sequence under an unknown tag (0040,A770), removed
+    # unread, and in DeviceDescription. Every removed sequence's items are
+    # read for identity first.
+    crash = (CRASHES / "atheris-deid-id-in-unknown-sequence.bin").read_bytes()
+    source = parse_part10(crash).dataset
+    assert "PatientID" not in source
+    assert source[0x0040A770].VR == "SQ"
+    out, _ = _deidentifier().deidentify_part10(crash)
+    assert b"778899" not in out
+
+
 def test_text_under_a_tag_of_another_vr_is_cleaned() -> None:
     # Found by atheris (--target deid, in the CI test): StudyDescription
     # re-tagged as (0008,0001), the retired "Length to End" (UL), which

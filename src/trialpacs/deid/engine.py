@@ -363,11 +363,13 @@ class Deidentifier:
                 elem = _known_vr(d, tag, elem)
             if depth and t in _IDENTITY_TAGS:
                 run.nested.extend((_IDENTITY_TAGS[t], v) for v in _loose_text(elem.value))
-            elif t == 0x00101002:  # OtherPatientIDsSequence: removed unread, so read here
-                self._item_identity(ds, tag, run, depth)
             vr = _DICT_VR.get(t) or elem.VR or "UN"
             if elem.VR == "SQ" or (vr == "SQ" and elem.VR in (None, "UN")):
                 vr = "SQ"
+                if action in ("X", "Z"):
+                    # Removed unread (OtherPatientIDsSequence, unknown tags):
+                    # the identity its items declare is still the patient's.
+                    self._item_identity(ds, tag, run, depth)
             elif action == "K" and elem.VR in _MISLABELLED_TEXT and elem.VR not in vr:
                 # Text where the dictionary expects something else is not that
                 # attribute: clean it as text (found by atheris: StudyDescription
