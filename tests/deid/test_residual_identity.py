@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 from deid_helpers import SECRET, base_dataset, read, to_part10
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from pydicom.uid import ImplicitVRLittleEndian
 
 from trialpacs.deid import Deidentifier, TrialContext, load_profile
 
@@ -73,3 +76,36 @@ def test_bytes_of_unknown_meaning_holding_the_id_are_removed() -> None:
     assert b"445566" not in out
     assert 0x00700256 not in released
     assert released[0x00282000].value == b"ICC profile bytes, no identity"
+
+
+def test_identity_inside_a_removed_private_sequence_counts() -> None:
+    ds = base_dataset()
+    del ds.PatientID
+    item = Dataset()
+    item.PatientID = "PV-300411"
+    ds.add_new(0x00110010, "LO", "SOME VENDOR")
+    ds.add_new(0x00111001, "SQ", Sequence([item]))  # removed with its block
+    ds.add_new(0x00180024, "SH", "PV-300411")
+    out, _ = _deid(ds)
+    assert b"300411" not in out
+
+
+def test_identity_inside_an_implicit_vr_private_sequence_counts() -> None:
+    ds = base_dataset()
+    del ds.PatientID
+    item = Dataset()
+    item.PatientID = "PV-300411"
+    ds.add_new(0x00110010, "LO", "SOME VENDOR")
+    ds.add_new(0x00111001, "SQ", Sequence([item]))
+    # Undefined length: the one way an implicit VR reader knows it is a sequence.
+    ds[0x00111001].is_undefined_length = True
+    ds.add_new(0x00180024, "SH", "PV-300411")
+    data = to_part10(ds)
+    ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian  # VR-less: the SQ is read on demand
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    data = buf.getvalue()
+    assert b"SQ" not in data[data.index(b"\x11\x00\x01\x10") :][:8]
+    engine = Deidentifier(load_profile("trial"), SECRET, TRIAL, use_ner=False)
+    out = engine.deidentify_bytes(data)
+    assert b"300411" not in out

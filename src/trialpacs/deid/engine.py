@@ -12,6 +12,7 @@ which must be thread-safe itself if the Deidentifier is shared.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from collections import Counter
@@ -90,6 +91,7 @@ _DUMMY: dict[str, Any] = {
     "OV": b"\x00" * 8,
     "UN": b"\x00\x00",
 }
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 _BINARY_VRS = frozenset({"OB", "OW", "OD", "OF", "OL", "OV", "UN"})
 
 # Header values that identify the patient, collected before anything changes
@@ -655,6 +657,12 @@ class Deidentifier:
                 elif elem.VR == "SQ":
                     self._recurse(ds, t, run, depth, path)
                 continue
+            elem = d[t]
+            if elem.VR == "SQ" or getattr(elem, "length", 0) == _UNDEFINED_LENGTH:
+                # Removed unread, like the table's sequences: their items'
+                # identity still counts. One that cannot be read declares none.
+                with contextlib.suppress(DeidError):
+                    self._item_identity(ds, t, run, depth)
             del d[t]
             actions["X"] += 1
             run.result.changes.append((path + _label(t), "X"))
