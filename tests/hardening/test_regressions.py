@@ -75,7 +75,7 @@ def test_meta_element_with_unknown_vr_is_refused() -> None:
     data = write(base(1), "1.2.840.10008.1.2.1")
     patched = data.replace(b"\x02\x00\x03\x00UI", b"\x02\x00\x03\x00TI", 1)
     assert patched != data
-    with pytest.raises(InvalidInput, match=r"\(0002,0003\) cannot be read"):
+    with pytest.raises(InvalidInput, match=r"\(0002,0003\) has an unknown value representation"):
         parse_part10(patched)
 
 
@@ -286,6 +286,29 @@ def test_identity_in_the_items_of_a_removed_unknown_sequence_counts() -> None:
     assert "PatientID" not in source
     assert source[0x0040A770].VR == "SQ"
     out, _ = _deidentifier().deidentify_part10(crash)
+    assert b"778899" not in out
+
+
+def test_meta_element_of_unknown_vr_is_refused_wherever_it_is() -> None:
+    # Found by atheris (--target deid): MediaStorageSOPClassUID with VR 'UY'.
+    # parse_part10 only read TransferSyntaxUID and MediaStorageSOPInstanceUID
+    # and accepted the file; every later reader of its meta failed.
+    crash = (CRASHES / "atheris-deid-meta-class-uid-vr-uy.bin").read_bytes()
+    refusal = r"file meta element \(0002,0002\) has an unknown value representation 'UY'"
+    with pytest.raises(InvalidInput, match=refusal):
+        parse_part10(crash)
+    with pytest.raises(InvalidInput, match=refusal):
+        _deidentifier().deidentify_part10(crash)
+
+
+def test_ae_text_under_a_tag_of_another_vr_loses_the_name() -> None:
+    # The same input with its meta repaired (atheris, --target deid): an AE
+    # value under the retired UL (0008,0001) held "knee for FUZZ^PATIENT^Q"
+    # and was kept (fix 16 cleaned only SH/LO/ST/LT/UT/UC/PN/CS there).
+    crash = (CRASHES / "atheris-deid-ae-under-retired-ul.bin").read_bytes()
+    assert b"0001AE" in crash.replace(b"\x08\x00\x01\x00", b"0001", 1)
+    out, _ = _deidentifier().deidentify_part10(crash)
+    assert b"FUZZ" not in out
     assert b"778899" not in out
 
 

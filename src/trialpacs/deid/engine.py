@@ -383,6 +383,10 @@ class Deidentifier:
                     self._recurse(ds, tag, run, depth, path)
                 elif vr in _RESIDUAL_VRS:
                     run.kept.append((ds, t, vr, path))
+                elif elem.VR in _RESIDUAL_VRS:
+                    # Text under a tag of another VR (found by atheris: an AE
+                    # value under the retired UL (0008,0001) held the name).
+                    run.kept.append((ds, t, str(elem.VR), path))
                 continue
             try:
                 self._apply(ds, tag, action, vr, run, depth, path)

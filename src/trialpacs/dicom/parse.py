@@ -110,6 +110,15 @@ def parse_part10(
     except Exception as exc:  # pydicom raises a wide range on hostile input
         raise InvalidInput(f"cannot parse DICOM: {type(exc).__name__}: {exc}") from exc
     meta = ds.file_meta
+    for raw in list(meta._dict.values()):
+        # Found by atheris (--target deid): MediaStorageSOPClassUID with VR
+        # 'UY' was accepted (only the meta elements read later were checked)
+        # and stored; every later reader of the file's meta failed on it.
+        vr = getattr(raw, "VR", None)
+        if vr is not None and vr not in KNOWN_VRS:
+            raise InvalidInput(
+                f"file meta element {_tag(raw.tag)} has an unknown value representation {vr!r}"
+            )
     ts = _meta_value(meta, "TransferSyntaxUID", "(0002,0010)")
     if not ts:
         raise InvalidInput("file meta information has no TransferSyntaxUID (0002,0010)")
