@@ -312,6 +312,18 @@ def test_ae_text_under_a_tag_of_another_vr_loses_the_name() -> None:
     assert b"778899" not in out
 
 
+def test_pixel_data_that_spells_the_id_is_not_dropped() -> None:
+    # Found by atheris (--target deid): header bytes copied into an RLE
+    # fragment spelled "FZ-778899"; the kept-value search (fix 18) removed
+    # the pixel data as bytes holding the ID and released an unreadable
+    # copy. Image content is the pixel cleaner's business, not a value.
+    crash = (CRASHES / "atheris-deid-id-bytes-in-rle-fragment.bin").read_bytes()
+    source = parse_part10(crash).dataset
+    assert b"FZ-778899" in source.PixelData
+    out, _ = _deidentifier().deidentify_part10(crash)
+    assert parse_part10(out).dataset.PixelData == source.PixelData
+
+
 def test_text_under_a_tag_of_another_vr_is_cleaned() -> None:
     # Found by atheris (--target deid, in the CI test): StudyDescription
     # re-tagged as (0008,0001), the retired "Length to End" (UL), which

@@ -381,6 +381,8 @@ class Deidentifier:
             if action == "K":
                 if vr == "SQ":
                     self._recurse(ds, tag, run, depth, path)
+                elif t in _BULK_TAGS or t & 0xFF01FFFF == 0x60003000:
+                    pass  # image content (pixels, overlays, waveforms): not typed values
                 elif vr in _RESIDUAL_VRS:
                     run.kept.append((ds, t, vr, path))
                 elif elem.VR in _RESIDUAL_VRS:
@@ -837,7 +839,13 @@ _IDENTITY_TAGS: dict[int, str] = {
 # Kept values checked for identity: the text VRs people or devices type into,
 # and bytes of unknown meaning (an ID written as OB or UN is still the ID).
 _RESIDUAL_VRS = TEXT_VRS | {"CS", "AE", "UR", "PN", "OB", "UN"}
-_RESIDUAL_MAX_BYTES = 1 << 16  # larger binary values are data (curves, tables), not typed
+_RESIDUAL_MAX_BYTES = 1 << 16
+# Image and signal content: a run of sample bytes that spells the ID is the
+# pixel cleaner's business (found by atheris: header bytes copied into an RLE
+# fragment made the engine drop the pixel data).
+_BULK_TAGS = frozenset(
+    {0x7FE00008, 0x7FE00009, 0x7FE00010, 0x54001010, 0x00420011, 0x00282000}
+)  # larger binary values are data (curves, tables), not typed
 _WORD = "0-9A-Za-z"
 
 
