@@ -109,3 +109,12 @@ def test_identity_inside_an_implicit_vr_private_sequence_counts() -> None:
     engine = Deidentifier(load_profile("trial"), SECRET, TRIAL, use_ner=False)
     out = engine.deidentify_bytes(data)
     assert b"300411" not in out
+
+
+def test_long_ids_are_found_inside_words_short_name_parts_are_not() -> None:
+    ds = base_dataset(patient_id="MRN-445566", patient_name="ROE^ANN")
+    ds.add_new(0x00180024, "SH", "SEQxMRN445566")  # glued: still the ID
+    ds.add_new(0x00189004, "CS", "ROENTGEN")  # "ROE" inside a word: not the name
+    out, released = _deid(ds)
+    assert b"445566" not in out
+    assert released[0x00189004].value == "ROENTGEN"

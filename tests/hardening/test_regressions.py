@@ -324,6 +324,17 @@ def test_pixel_data_that_spells_the_id_is_not_dropped() -> None:
     assert parse_part10(out).dataset.PixelData == source.PixelData
 
 
+def test_a_long_identity_value_glued_to_a_word_is_found() -> None:
+    # Found by atheris (--target deid): "knee forAFUZZ^PATIENT^Q" (an AE
+    # under the retired UL (0008,0001)); the kept-value search matched
+    # whole words only. Values of six characters or more match anywhere.
+    crash = (CRASHES / "atheris-deid-name-glued-to-a-word.bin").read_bytes()
+    assert b"forAFUZZ^PATIENT^Q" in crash
+    out, _ = _deidentifier().deidentify_part10(crash)
+    assert b"FUZZ^PATIENT" not in out
+    assert b"778899" not in out
+
+
 def test_text_under_a_tag_of_another_vr_is_cleaned() -> None:
     # Found by atheris (--target deid, in the CI test): StudyDescription
     # re-tagged as (0008,0001), the retired "Length to End" (UL), which

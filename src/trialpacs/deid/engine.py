@@ -847,13 +847,14 @@ _BULK_TAGS = frozenset(
     {0x7FE00008, 0x7FE00009, 0x7FE00010, 0x54001010, 0x00420011, 0x00282000}
 )  # larger binary values are data (curves, tables), not typed
 _WORD = "0-9A-Za-z"
+_ANYWHERE_LEN = 6  # identity values this long are matched inside words too
 
 
 @lru_cache(maxsize=1024)
 def _identity_pattern(
     values: tuple[tuple[str, str], ...],
 ) -> tuple[re.Pattern[str], dict[str, str]] | None:
-    """Whole-word, case-blind alternation of the patient's IDs and name parts.
+    """Case-blind alternation of the patient's IDs and name parts.
 
     With each word's label (lower case) for the replacement. IDs shorter than
     four characters (three with a digit) are left out: a patient ID "12"
@@ -871,9 +872,15 @@ def _identity_pattern(
         labels.setdefault(text.lower(), term.label)
     if not labels:
         return None
-    words = sorted((re.escape(w) for w in labels), key=len, reverse=True)
-    pattern = re.compile(rf"(?<![{_WORD}])(?:{'|'.join(words)})(?![{_WORD}])", re.IGNORECASE)
-    return pattern, labels
+    # Long values anywhere (found by atheris: "knee forAFUZZ^PATIENT^Q" kept
+    # the name glued to a word); short ones only as whole words.
+    ordered = sorted(labels, key=len, reverse=True)
+    long = "|".join(re.escape(w) for w in ordered if len(w) >= _ANYWHERE_LEN)
+    short = "|".join(re.escape(w) for w in ordered if len(w) < _ANYWHERE_LEN)
+    parts = [long] if long else []
+    if short:
+        parts.append(rf"(?<![{_WORD}])(?:{short})(?![{_WORD}])")
+    return re.compile("|".join(parts), re.IGNORECASE), labels
 
 
 def _loose_text(value: object) -> list[str]:
