@@ -344,3 +344,26 @@ def test_text_at_the_tissue_value_is_judged_on_its_own_rows(testdata: Path) -> N
     assert any(
         line.value == value and line.box[0] <= x0 + 8 and line.box[2] >= x1 - 8 for line in lines
     )
+
+
+def test_white_text_does_not_crowd_a_grey_line_off_the_candidates(testdata: Path) -> None:
+    """The top value is a candidate in many tiles; a grey line in a few must still be looked at.
+
+    With room for two ranked values, the white lines (more tiles) took one
+    and a tissue value the other: the grey line was never searched.
+    """
+    rgb = _ct_rgb(testdata)
+    white = np.zeros(rgb.shape[:2], dtype=bool)
+    for row in (40, 140, 240, 340, 440):
+        white |= _ink(rgb.shape[:2], "HARTWELL^JANE^Q 15/01/1962", (20, row), 14)
+    rgb[white] = (255, 255, 255)
+    ink = _ink(rgb.shape[:2], "ID 7781234", (300, 200), 14)
+    x0, y0, x1, y1 = _bbox(ink)
+    rgb[ink] = (150, 150, 150)
+    lines = find_ink_lines(rgb, np.zeros(rgb.shape[:2], dtype=bool), max_values=2)
+    grey = int(stored_key(np.full((1, 1, 3), 150, dtype=np.uint8))[0, 0])
+    top = int(stored_key(np.full((1, 1, 3), 255, dtype=np.uint8))[0, 0])
+    assert any(line.value == top for line in lines)
+    assert any(
+        line.value == grey and line.box[0] <= x0 + 8 and line.box[2] >= x1 - 8 for line in lines
+    )

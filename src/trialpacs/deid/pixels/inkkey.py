@@ -185,7 +185,13 @@ def find_ink_lines(
                     break
     if not support:
         return []
-    ranked = sorted(support.items(), key=lambda kv: -len(kv[1]))[:max_values]
+    # The lowest and the top value are ranked outside the limit: the top
+    # value is a candidate in many tiles of a frame with white text or
+    # bright anatomy and would otherwise push a grey line's value (text as
+    # grey as the tissue, supported in a few tiles only) off the list.
+    extremes = [(v, t) for v, t in support.items() if v in (floor, ceiling)]
+    others = [(v, t) for v, t in support.items() if v not in (floor, ceiling)]
+    ranked = sorted(others, key=lambda kv: -len(kv[1]))[:max_values] + extremes
     lines: list[InkLine] = []
     for value, tiles in ranked:
         # Only the tiles where the value is a candidate and their neighbours.
