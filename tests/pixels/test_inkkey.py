@@ -358,7 +358,7 @@ def test_white_text_does_not_crowd_a_grey_line_off_the_candidates(testdata: Path
         white |= _ink(rgb.shape[:2], "HARTWELL^JANE^Q 15/01/1962", (20, row), 14)
     rgb[white] = (255, 255, 255)
     ink = _ink(rgb.shape[:2], "ID 7781234", (300, 200), 14)
-    x0, y0, x1, y1 = _bbox(ink)
+    x0, _, x1, _ = _bbox(ink)
     rgb[ink] = (150, 150, 150)
     lines = find_ink_lines(rgb, np.zeros(rgb.shape[:2], dtype=bool), max_values=2)
     grey = int(stored_key(np.full((1, 1, 3), 150, dtype=np.uint8))[0, 0])
