@@ -367,3 +367,25 @@ def test_white_text_does_not_crowd_a_grey_line_off_the_candidates(testdata: Path
     assert any(
         line.value == grey and line.box[0] <= x0 + 8 and line.box[2] >= x1 - 8 for line in lines
     )
+
+
+def test_key_found_line_at_the_tissue_value_is_masked_to_its_glyphs(testdata: Path) -> None:
+    """Tissue pixels of the text's value around it stay out of the box.
+
+    The detector box, its fit, the line following and the stored-value
+    completion all took them in: a 13 px line was masked 27 px tall and
+    twice as wide.
+    """
+    ds = pydicom.dcmread(testdata / "ct" / "CT2_UNC.dcm")
+    frame = decode(ds).frames[0].astype(np.int64)
+    value = 40  # soft tissue (HU)
+    ink = _ink(frame.shape, "MRN: 00456789", (156, 228), 18)
+    x0, y0, x1, y1 = _bbox(ink)
+    assert int((frame[y0 - 8 : y1 + 8, x0 - 40 : x1 + 40] == value).sum()) > 100
+    frame[ink] = value
+    ds.PixelData = frame.astype("<i2").tobytes()
+    ds.Modality = "OT"
+    report = default_cleaner().clean(ds, ["00456789"])
+    masked = _covered(report.boxes, frame.shape)
+    assert masked[y0:y1, x0:x1].all()
+    assert masked.sum() <= (x1 - x0 + 6) * (y1 - y0 + 6)

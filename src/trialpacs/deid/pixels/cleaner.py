@@ -27,7 +27,7 @@ from trialpacs.settings import DEFAULT_MAX_FRAMES
 from .decode import DecodedPixels, UnsupportedPixelData, decode
 from .encode import write_pixels
 from .graphics import clean_graphics
-from .inkkey import complete_in_stored, find_ink_lines, key_picture
+from .inkkey import complete_in_stored, find_ink_lines, glyph_extent, key_picture
 from .layouts import LayoutRules, default_layout_rules
 from .mask import ALL_FRAMES, Box, apply_boxes, extend_along_line, mask_value, pad_box, text_extent
 from .ocr import OcrEngine, RapidOcrEngine
@@ -367,9 +367,12 @@ class OcrPixelCleaner:
             # The view can hide a glyph's last column or a line's end (white
             # on near-white anatomy, a serif tip); the stored values still
             # hold them in the text's exact value. After the ink-key pass,
-            # which looks outside the boxes as the view found them.
+            # which looks outside the boxes as the view found them. Not the
+            # ink-key boxes: they were found and followed on the stored value
+            # already, and tissue of that value around the text would be
+            # followed as if it were glyphs.
             for f in out:
-                if f.masked:
+                if f.masked and not f.reason.startswith("ocr:ink-key"):
                     b = f.box
                     gx0, gy0, gx1, gy1 = complete_in_stored(frame, (b.x, b.y, b.x1, b.y1))
                     f.box = Box(gx0, gy0, gx1 - gx0, gy1 - gy0)
@@ -406,7 +409,7 @@ class OcrPixelCleaner:
                 fit = text_extent(picture, region)
                 if not _confirmed_line(fit.box, fit.exact):
                     continue  # the detector reacted to something that is not drawn text
-                x0, y0, x1, y1 = extend_along_line(picture, fit)
+                x0, y0, x1, y1 = glyph_extent(picture, extend_along_line(picture, fit))
                 decision = self.policy.decide(region, phi)
                 if not decision.mask and _unread_run(fit.box, (x0, x1)):
                     decision = Decision(True, "line-followed-unread")

@@ -27,7 +27,14 @@ from numpy.typing import NDArray
 
 from .mask import follow_stroke_ends
 
-__all__ = ["InkLine", "complete_in_stored", "find_ink_lines", "key_picture", "stored_key"]
+__all__ = [
+    "InkLine",
+    "complete_in_stored",
+    "find_ink_lines",
+    "glyph_extent",
+    "key_picture",
+    "stored_key",
+]
 
 
 @dataclass(frozen=True)
@@ -315,6 +322,37 @@ def key_picture(
     ink = key[cy0:cy1, cx0:cx1] == line.value
     grey = np.where(ink, 0, 255).astype(np.uint8)
     return np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2)), (cx0, cy0)
+
+
+def glyph_extent(
+    picture: NDArray[np.uint8], box: tuple[int, int, int, int]
+) -> tuple[int, int, int, int]:
+    """``box`` (on a key picture) shrunk to the glyphs of its value, leaving scattered tissue out.
+
+    Text drawn at a tissue value has tissue pixels of that value around it;
+    the detector box, its fit and the line following take them in (a 13 px
+    line masked as a 27 px box). Those pixels are scattered alone or in
+    small clusters; glyphs are pieces of many pixels. The box becomes the
+    extent of the pieces at least a fifth the size of the largest one
+    (dots and colons fall inside the other glyphs' rows). Only shrinks.
+    """
+    x0, y0, x1, y1 = box
+    crop = picture[y0:y1, x0:x1]
+    ink = (crop[:, :, 0] if crop.ndim == 3 else crop) == 0
+    # Stroke pixels only (two or more inked neighbours): loose tissue pixels
+    # next to a glyph would join it and widen its piece.
+    neighbours = cv2.filter2D(ink.astype(np.uint8), -1, np.ones((3, 3), np.float32)) - ink
+    ink &= neighbours >= 2
+    if not ink.any():
+        return box
+    _, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = stats[1:][areas >= max(4, 0.2 * int(areas.max()))]
+    gx0 = int(keep[:, cv2.CC_STAT_LEFT].min())
+    gy0 = int(keep[:, cv2.CC_STAT_TOP].min())
+    gx1 = int((keep[:, cv2.CC_STAT_LEFT] + keep[:, cv2.CC_STAT_WIDTH]).max())
+    gy1 = int((keep[:, cv2.CC_STAT_TOP] + keep[:, cv2.CC_STAT_HEIGHT]).max())
+    return x0 + gx0, y0 + gy0, x0 + gx1, y0 + gy1
 
 
 def _text_value(
