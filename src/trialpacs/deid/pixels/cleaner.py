@@ -27,7 +27,13 @@ from trialpacs.settings import DEFAULT_MAX_FRAMES
 from .decode import DecodedPixels, UnsupportedPixelData, decode
 from .encode import write_pixels
 from .graphics import clean_graphics
-from .inkkey import complete_in_stored, find_ink_lines, glyph_extent, key_picture
+from .inkkey import (
+    complete_in_stored,
+    find_ink_lines,
+    glyph_extent,
+    key_picture,
+    stored_key,
+)
 from .layouts import LayoutRules, default_layout_rules
 from .mask import ALL_FRAMES, Box, apply_boxes, extend_along_line, mask_value, pad_box, text_extent
 from .ocr import OcrEngine, RapidOcrEngine
@@ -409,17 +415,26 @@ class OcrPixelCleaner:
                 fit = text_extent(picture, region)
                 if not _confirmed_line(fit.box, fit.exact):
                     continue  # the detector reacted to something that is not drawn text
-                x0, y0, x1, y1 = glyph_extent(picture, extend_along_line(picture, fit))
+                x0, y0, x1, y1 = extend_along_line(picture, fit)
+                # The stored-value completion (a glyph the key picture's box
+                # left out), then the glyph pieces of the value only: tissue
+                # of the text's value around it is taken in by both.
+                gx, gy, gx1, gy1 = complete_in_stored(frame, (x0 + ox, y0 + oy, x1 + ox, y1 + oy))
+                value_at = stored_key(frame[gy:gy1, gx:gx1]) == ink_line.value
+                x0, y0, x1, y1 = glyph_extent(
+                    np.where(value_at, 0, 255).astype(np.uint8), (0, 0, gx1 - gx, gy1 - gy)
+                )
+                x0, y0, x1, y1 = x0 + gx, y0 + gy, x1 + gx, y1 + gy
                 decision = self.policy.decide(region, phi)
                 if not decision.mask and _unread_run(fit.box, (x0, x1)):
                     decision = Decision(True, "line-followed-unread")
                 # One pixel around the exact value: drawn text is often
                 # anti-aliased into its surroundings.
                 box = pad_box(
-                    x0 + ox,
-                    y0 + oy,
-                    x1 + ox,
-                    y1 + oy,
+                    x0,
+                    y0,
+                    x1,
+                    y1,
                     scale=1.0,
                     pad=1,
                     pad_fraction=0.0,

@@ -346,12 +346,20 @@ def glyph_extent(
     if not ink.any():
         return box
     _, _, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = stats[1:][areas >= max(4, 0.2 * int(areas.max()))]
-    gx0 = int(keep[:, cv2.CC_STAT_LEFT].min())
+    pieces = stats[1:]
+    areas = pieces[:, cv2.CC_STAT_AREA]
+    keep = pieces[areas >= max(4, 0.2 * int(areas.max()))]
     gy0 = int(keep[:, cv2.CC_STAT_TOP].min())
-    gx1 = int((keep[:, cv2.CC_STAT_LEFT] + keep[:, cv2.CC_STAT_WIDTH]).max())
     gy1 = int((keep[:, cv2.CC_STAT_TOP] + keep[:, cv2.CC_STAT_HEIGHT]).max())
+    # Thin glyphs ("I", "1") are small next to a wide one that tissue joined:
+    # along the line, any piece half the line's height within its rows.
+    top, tall = pieces[:, cv2.CC_STAT_TOP], pieces[:, cv2.CC_STAT_HEIGHT]
+    along = pieces[
+        (areas >= max(4, 0.2 * int(areas.max())))
+        | ((tall >= 0.5 * (gy1 - gy0)) & (top >= gy0 - 1) & (top + tall <= gy1 + 1))
+    ]
+    gx0 = int(along[:, cv2.CC_STAT_LEFT].min())
+    gx1 = int((along[:, cv2.CC_STAT_LEFT] + along[:, cv2.CC_STAT_WIDTH]).max())
     return x0 + gx0, y0 + gy0, x0 + gx1, y0 + gy1
 
 
