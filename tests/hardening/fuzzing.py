@@ -276,11 +276,24 @@ _IDENTITY = frozenset({0x00100010, 0x00100020, 0x00101000, 0x00101001, 0x0010100
 def declared_identity(ds: Dataset) -> set[str]:
     """Identifying values the input declares at the top level or in any item."""
     found = {text for _, _, text in phi_values(ds)}
-    for elem in ds.iterall():
-        if int(elem.tag) in _IDENTITY and elem.value not in (None, ""):
+    _item_identity(ds, found)
+    return found
+
+
+def _item_identity(ds: Dataset, found: set[str], depth: int = 0) -> None:
+    # Element by element: one the input holds but nobody can convert (an FL
+    # of 14 bytes) declares nothing, and must not stop the search.
+    for tag in list(ds.keys()):
+        try:
+            elem = ds[tag]
+        except Exception:
+            continue
+        if elem.VR == "SQ":
+            for item in elem.value or ():
+                _item_identity(item, found, depth + 1)
+        elif depth and int(tag) in _IDENTITY and elem.value not in (None, ""):
             values = elem.value if isinstance(elem.value, list | MultiValue) else [elem.value]
             found.update(str(v).strip("\x00 ") for v in values)
-    return found
 
 
 # Pixel samples are image content: text burned into them is the pixel

@@ -335,6 +335,18 @@ def test_a_long_identity_value_glued_to_a_word_is_found() -> None:
     assert b"778899" not in out
 
 
+def test_binary_number_of_broken_length_is_refused_in_implicit_vr() -> None:
+    # Found by atheris (--target deid): an implicit VR FL attribute (0024,0010)
+    # holding 14 bytes, the patient's name. Nobody can convert it (pydicom
+    # raises BytesLengthException), and de-identification kept it.
+    crash = (CRASHES / "atheris-deid-fl-holds-the-name.bin").read_bytes()
+    refusal = r"\(0024,0010\) holds 14 bytes, not a whole number of FL values"
+    with pytest.raises(InvalidInput, match=refusal):
+        parse_part10(crash)
+    with pytest.raises(InvalidInput, match=refusal):
+        _deidentifier().deidentify_part10(crash)
+
+
 def test_text_under_a_tag_of_another_vr_is_cleaned() -> None:
     # Found by atheris (--target deid, in the CI test): StudyDescription
     # re-tagged as (0008,0001), the retired "Length to End" (UL), which

@@ -296,23 +296,37 @@ _FIXED_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4}
 
 
 def _check_fixed_size(tag: int, raw: RawDataElement) -> None:
-    """A standard single-valued binary number must be exactly one number long.
+    """A binary number's length must be a whole number of values, one for VM 1.
 
     Found by atheris (--target deid): HighBit (US, VM 1) declared 74 bytes,
     covering the private elements after it (the patient's name among them),
-    and de-identification kept it, and them, verbatim.
+    and de-identification kept it, and them, verbatim. Later: an implicit VR
+    FL attribute holding 14 bytes (the patient's name) was accepted, and no
+    reader could convert it.
     """
-    size = _FIXED_SIZE.get(str(raw.VR))
-    if size is None or raw.length in (0, size, UNDEFINED_LENGTH) or tag & 0x10000:
+    if tag & 0x10000 or raw.length in (0, UNDEFINED_LENGTH):
         return
+    vr = raw.VR
+    if vr is None:  # implicit VR: the dictionary's, when it names one fixed-size VR
+        try:
+            vr = dictionary_VR(tag)
+        except KeyError:
+            return
+    size = _FIXED_SIZE.get(str(vr))
+    if size is None or raw.length == size:
+        return
+    if raw.length % size:
+        raise InvalidInput(
+            f"element {_tag(tag)} holds {raw.length} bytes, not a whole number of "
+            f"{vr} values ({size} bytes each)"
+        )
     try:
         vm = dictionary_VM(tag)
     except KeyError:
         return
     if vm == "1":
         raise InvalidInput(
-            f"element {_tag(tag)} holds {raw.length} bytes; its VR {raw.VR} with "
-            f"one value takes {size}"
+            f"element {_tag(tag)} holds {raw.length} bytes; its VR {vr} with one value takes {size}"
         )
 
 
