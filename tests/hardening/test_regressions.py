@@ -347,6 +347,15 @@ def test_binary_number_of_broken_length_is_refused_in_implicit_vr() -> None:
         _deidentifier().deidentify_part10(crash)
 
 
+def test_tm_characters_under_a_tag_of_another_vr_lose_the_name() -> None:
+    # Found by atheris (--target deid): "koef ern FUZZ^PATIENT^Q" as a TM
+    # under the retired UL (0008,0001); only text VRs were searched there.
+    crash = (CRASHES / "atheris-deid-tm-under-retired-ul.bin").read_bytes()
+    assert parse_part10(crash).dataset[0x00080001].VR == "TM"
+    out, _ = _deidentifier().deidentify_part10(crash)
+    assert b"FUZZ^PATIENT" not in out
+
+
 def test_text_under_a_tag_of_another_vr_is_cleaned() -> None:
     # Found by atheris (--target deid, in the CI test): StudyDescription
     # re-tagged as (0008,0001), the retired "Length to End" (UL), which

@@ -385,9 +385,10 @@ class Deidentifier:
                     pass  # image content (pixels, overlays, waveforms): not typed values
                 elif vr in _RESIDUAL_VRS:
                     run.kept.append((ds, t, vr, path))
-                elif elem.VR in _RESIDUAL_VRS:
-                    # Text under a tag of another VR (found by atheris: an AE
-                    # value under the retired UL (0008,0001) held the name).
+                elif elem.VR in _RESIDUAL_VRS or elem.VR in _STRING_VRS:
+                    # Characters under a tag of another VR (found by atheris:
+                    # an AE, then a TM, under the retired UL (0008,0001) held
+                    # the name).
                     run.kept.append((ds, t, str(elem.VR), path))
                 continue
             try:
@@ -839,6 +840,8 @@ _IDENTITY_TAGS: dict[int, str] = {
 # Kept values checked for identity: the text VRs people or devices type into,
 # and bytes of unknown meaning (an ID written as OB or UN is still the ID).
 _RESIDUAL_VRS = TEXT_VRS | {"CS", "AE", "UR", "PN", "OB", "UN"}
+# Other character VRs: searched when they stand under a tag of another VR.
+_STRING_VRS = frozenset({"AS", "DA", "DS", "DT", "IS", "TM", "UI"})
 _RESIDUAL_MAX_BYTES = 1 << 16
 # Image and signal content: a run of sample bytes that spells the ID is the
 # pixel cleaner's business (found by atheris: header bytes copied into an RLE
