@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from .mask import follow_stroke_ends
+from .mask import follow_stroke_ends, walk_columns
 
 __all__ = [
     "InkLine",
@@ -436,13 +436,7 @@ def _follow_line(
     reach = max(3, h // 4 + 2)
 
     def walk(start: int, step: int, stop: int) -> int:
-        last = start - step
-        x = start
-        while x != stop and abs(x - last) - 1 <= max_gap:
-            if line_col[x]:
-                last = x
-            x += step
-        return last
+        return walk_columns(line_col, start, step, stop, max_gap)
 
     left, right = x0, x1
     if line_col[max(0, x0) : min(cols, x0 + reach)].any():

@@ -471,13 +471,7 @@ def extend_along_line(image: NDArray[np.uint8], fit: TextFit) -> tuple[int, int,
     max_gap = max(3, int(1.5 * h))
 
     def walk(start: int, step: int, stop: int) -> int:
-        last = start - step
-        x = start
-        while x != stop and abs(x - last) - 1 <= max_gap:
-            if line_col[x]:
-                last = x
-            x += step
-        return last
+        return walk_columns(line_col, start, step, stop, max_gap)
 
     # Only where the ink runs up to the detector box's side: where the
     # detector saw the line end, its slack lies between ink and box edge.
@@ -499,6 +493,23 @@ def extend_along_line(image: NDArray[np.uint8], fit: TextFit) -> tuple[int, int,
     return follow_stroke_ends(
         image, box, colour, up=up, down=down, seen=(fit.region[0], fit.region[2])
     )
+
+
+def walk_columns(
+    line_col: NDArray[np.bool_], start: int, step: int, stop: int, max_gap: int
+) -> int:
+    """The last inked column reached from ``start`` without a gap over ``max_gap``.
+
+    How far a text line runs on along its row band: letters and word gaps are
+    crossed, a gap wider than about one and a half line heights ends it.
+    """
+    last = start - step
+    x = start
+    while x != stop and abs(x - last) - 1 <= max_gap:
+        if line_col[x]:
+            last = x
+        x += step
+    return last
 
 
 def follow_stroke_ends(
