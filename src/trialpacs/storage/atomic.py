@@ -16,10 +16,16 @@ from pathlib import Path
 __all__ = ["write_atomic"]
 
 
-def write_atomic(path: Path, data: bytes, *, durable: bool = False, prefix: str = ".tmp-") -> None:
-    """Write ``data`` to ``path`` in one rename; ``durable`` fsyncs the file first."""
+def write_atomic(
+    path: Path, data: bytes, *, durable: bool = False, prefix: str = ".tmp-", suffix: str = ""
+) -> None:
+    """Write ``data`` to ``path`` in one rename; ``durable`` fsyncs the file first.
+
+    The directory entry itself is the caller's to fsync (the blob store does
+    it once per directory for a batch).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from trialpacs.storage.atomic import write_atomic
 from trialpacs.storage.base import check_key
 
 
@@ -26,17 +27,7 @@ class LocalStore:
         path = self._path(key)
         directory = path.parent
         created = not directory.exists()
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(path, data, durable=True, prefix=".tmp-", suffix=".part")
         _fsync_dir(directory)
         if created:
             # The new directory's own entry must be durable too.
