@@ -356,6 +356,19 @@ def test_tm_characters_under_a_tag_of_another_vr_lose_the_name() -> None:
     assert b"FUZZ^PATIENT" not in out
 
 
+def test_items_of_a_sequence_written_as_un_are_checked() -> None:
+    # Found by atheris (--target deid): ContentSequence written as UN, its
+    # item holding an element of unknown VR 'LE'. Only explicit SQ items
+    # were checked; de-identification released it as an unreadable SQ.
+    crash = (CRASHES / "atheris-deid-un-sequence-item-vr-le.bin").read_bytes()
+    assert b"\x40\x00\x30\xa7UN" in crash
+    refusal = r"\(0008,0104\) has an unknown value representation 'LE'"
+    with pytest.raises(InvalidInput, match=refusal):
+        parse_part10(crash)
+    with pytest.raises(InvalidInput, match=refusal):
+        _deidentifier().deidentify_part10(crash)
+
+
 def test_text_under_a_tag_of_another_vr_is_cleaned() -> None:
     # Found by atheris (--target deid, in the CI test): StudyDescription
     # re-tagged as (0008,0001), the retired "Length to End" (UL), which

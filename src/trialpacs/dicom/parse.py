@@ -281,7 +281,7 @@ def check_structure(ds: Dataset, depth: int = 0) -> None:
                     f"found {len(raw.value)}"
                 )
             _check_fixed_size(tag, raw)
-            if raw.VR != "SQ":
+            if raw.VR != "SQ" and not _read_as_sequence(tag, raw):
                 continue
         try:
             elem = ds[tag]
@@ -290,6 +290,24 @@ def check_structure(ds: Dataset, depth: int = 0) -> None:
         if elem.VR == "SQ":
             for item in elem.value:
                 check_structure(item, depth + 1)
+
+
+def _read_as_sequence(tag: int, raw: RawDataElement) -> bool:
+    """A sequence written as UN or in implicit VR: its items are checked too.
+
+    Found by atheris (--target deid): a ContentSequence written as UN held an
+    item element of unknown VR 'LE'; only explicit SQ items were checked, and
+    de-identification released the sequence, 'LE' and all, as an SQ nobody
+    could read.
+    """
+    if raw.VR not in (None, "UN"):
+        return False
+    if raw.length == UNDEFINED_LENGTH:
+        return True
+    try:
+        return bool(dictionary_VR(tag) == "SQ")
+    except KeyError:
+        return False
 
 
 _FIXED_SIZE = {"US": 2, "SS": 2, "UL": 4, "SL": 4, "FL": 4, "FD": 8, "AT": 4}
