@@ -290,15 +290,16 @@ def test_video_plays_in_ohif_video_viewport(published: Published) -> None:
     page.add_init_script(VIDEO_SPY)
     statuses = _media_statuses(page, "/rendered")
     _open_in_ohif(page, published.server, published.video_study, failed)
-    page.wait_for_function(
-        "() => window.__videos.some(v => v.readyState >= 2 && v.src.endsWith('/rendered'))",
+    # One check that finds a loaded video and reads its size: OHIF may
+    # replace or reload its <video> between two separate evaluations (seen
+    # in CI under load: the second found none ready).
+    info = page.wait_for_function(
+        "() => { const v = window.__videos.find("
+        "v => v.readyState >= 2 && v.src.endsWith('/rendered') && v.videoWidth);"
+        " return v ? {w: v.videoWidth, h: v.videoHeight} : null; }",
         timeout=60_000,
-    )
+    ).json_value()
     assert 206 in statuses and set(statuses) <= {200, 206}, statuses
-    info = page.evaluate(
-        "() => { const v = window.__videos.find(v => v.readyState >= 2);"
-        " return {w: v.videoWidth, h: v.videoHeight}; }"
-    )
     assert (info["w"], info["h"]) == (320, 240)
     page.wait_for_timeout(1500)
     first = _canvas(page, "ohif-video-first-frame.png")
