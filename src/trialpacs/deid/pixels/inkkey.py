@@ -57,14 +57,20 @@ def stored_key(frame: NDArray[np.generic]) -> NDArray[np.int64]:
     return k
 
 
-def _floor(frame: NDArray[np.generic]) -> int:
-    """The key of the lowest stored value (per sample): air, clipped or masked-out areas."""
+def _extreme_key(frame: NDArray[np.generic], highest: bool) -> int:
+    """The key of the lowest or highest stored value, per sample."""
+    pick = np.max if highest else np.min
     if frame.ndim == 2:
-        return int(frame.min())
+        return int(pick(frame))
     k = 0
     for c in range(frame.shape[2]):
-        k = (k << 17) | (int(frame[:, :, c].min()) & 0x1FFFF)
+        k = (k << 17) | (int(pick(frame[:, :, c])) & 0x1FFFF)
     return k
+
+
+def _floor(frame: NDArray[np.generic]) -> int:
+    """The key of the lowest stored value (per sample): air, clipped or masked-out areas."""
+    return _extreme_key(frame, highest=False)
 
 
 def _ringed_by_one_value(block: NDArray[np.int64], value: int) -> bool:
@@ -80,12 +86,7 @@ def _ringed_by_one_value(block: NDArray[np.int64], value: int) -> bool:
 
 def _ceiling(frame: NDArray[np.generic]) -> int:
     """The key of the highest stored value (per sample): white text, the brightest overlay."""
-    if frame.ndim == 2:
-        return int(frame.max())
-    k = 0
-    for c in range(frame.shape[2]):
-        k = (k << 17) | (int(frame[:, :, c].max()) & 0x1FFFF)
-    return k
+    return _extreme_key(frame, highest=True)
 
 
 def _equal_neighbours(key: NDArray[np.int64]) -> NDArray[np.uint8]:
