@@ -78,25 +78,26 @@ def test_bytes_of_unknown_meaning_holding_the_id_are_removed() -> None:
     assert released[0x00282000].value == b"ICC profile bytes, no identity"
 
 
-def test_identity_inside_a_removed_private_sequence_counts() -> None:
-    ds = base_dataset()
-    del ds.PatientID
-    item = Dataset()
-    item.PatientID = "PV-300411"
-    ds.add_new(0x00110010, "LO", "SOME VENDOR")
-    ds.add_new(0x00111001, "SQ", Sequence([item]))  # removed with its block
-    ds.add_new(0x00180024, "SH", "PV-300411")
-    out, _ = _deid(ds)
-    assert b"300411" not in out
-
-
-def test_identity_inside_an_implicit_vr_private_sequence_counts() -> None:
+def _id_in_private_sequence() -> Dataset:
+    """No top-level PatientID; the ID only in a private sequence's item."""
     ds = base_dataset()
     del ds.PatientID
     item = Dataset()
     item.PatientID = "PV-300411"
     ds.add_new(0x00110010, "LO", "SOME VENDOR")
     ds.add_new(0x00111001, "SQ", Sequence([item]))
+    return ds
+
+
+def test_identity_inside_a_removed_private_sequence_counts() -> None:
+    ds = _id_in_private_sequence()  # removed with its block
+    ds.add_new(0x00180024, "SH", "PV-300411")
+    out, _ = _deid(ds)
+    assert b"300411" not in out
+
+
+def test_identity_inside_an_implicit_vr_private_sequence_counts() -> None:
+    ds = _id_in_private_sequence()
     # Undefined length: the one way an implicit VR reader knows it is a sequence.
     ds[0x00111001].is_undefined_length = True
     ds.add_new(0x00180024, "SH", "PV-300411")
