@@ -87,6 +87,14 @@ def test_transfer_syntax_encoded_as_sequence_is_refused() -> None:
         parse_part10(crash.read_bytes())
 
 
+def _refused_by_ingest_and_deid(crash: bytes, refusal: str) -> None:
+    """Ingest and de-identification refuse the same input with the same words."""
+    with pytest.raises(InvalidInput, match=refusal):
+        parse_part10(crash)
+    with pytest.raises(InvalidInput, match=refusal):
+        _deidentifier().deidentify_part10(crash)
+
+
 def _deidentifier() -> Deidentifier:
     return Deidentifier(
         load_profile("trial"),
@@ -256,10 +264,7 @@ def test_identifying_uid_under_another_vr_is_refused() -> None:
     crash = (CRASHES / "atheris-deid-sop-class-as-pn.bin").read_bytes()
     assert b"\x08\x00\x16\x00PN" in crash
     refusal = r"SOPClassUID \(0008,0016\) has value representation PN, not UI"
-    with pytest.raises(InvalidInput, match=refusal):
-        parse_part10(crash)
-    with pytest.raises(InvalidInput, match=refusal):
-        _deidentifier().deidentify_part10(crash)
+    _refused_by_ingest_and_deid(crash, refusal)
 
 
 def test_patient_id_in_an_attribute_an_option_keeps_is_not_released() -> None:
@@ -295,10 +300,7 @@ def test_meta_element_of_unknown_vr_is_refused_wherever_it_is() -> None:
     # and accepted the file; every later reader of its meta failed.
     crash = (CRASHES / "atheris-deid-meta-class-uid-vr-uy.bin").read_bytes()
     refusal = r"file meta element \(0002,0002\) has an unknown value representation 'UY'"
-    with pytest.raises(InvalidInput, match=refusal):
-        parse_part10(crash)
-    with pytest.raises(InvalidInput, match=refusal):
-        _deidentifier().deidentify_part10(crash)
+    _refused_by_ingest_and_deid(crash, refusal)
 
 
 def test_ae_text_under_a_tag_of_another_vr_loses_the_name() -> None:
@@ -341,10 +343,7 @@ def test_binary_number_of_broken_length_is_refused_in_implicit_vr() -> None:
     # raises BytesLengthException), and de-identification kept it.
     crash = (CRASHES / "atheris-deid-fl-holds-the-name.bin").read_bytes()
     refusal = r"\(0024,0010\) holds 14 bytes, not a whole number of FL values"
-    with pytest.raises(InvalidInput, match=refusal):
-        parse_part10(crash)
-    with pytest.raises(InvalidInput, match=refusal):
-        _deidentifier().deidentify_part10(crash)
+    _refused_by_ingest_and_deid(crash, refusal)
 
 
 def test_tm_characters_under_a_tag_of_another_vr_lose_the_name() -> None:
@@ -363,10 +362,7 @@ def test_items_of_a_sequence_written_as_un_are_checked() -> None:
     crash = (CRASHES / "atheris-deid-un-sequence-item-vr-le.bin").read_bytes()
     assert b"\x40\x00\x30\xa7UN" in crash
     refusal = r"\(0008,0104\) has an unknown value representation 'LE'"
-    with pytest.raises(InvalidInput, match=refusal):
-        parse_part10(crash)
-    with pytest.raises(InvalidInput, match=refusal):
-        _deidentifier().deidentify_part10(crash)
+    _refused_by_ingest_and_deid(crash, refusal)
 
 
 def test_text_under_a_tag_of_another_vr_is_cleaned() -> None:
